@@ -1,0 +1,40 @@
+"""Shared fixtures: one Ray instance per test session, the real benchmark data where present."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "benchmarks_data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real benchmark data beside the checkout (``../shared/benchmarks_data``); skips where absent."""
+    root = Path(os.environ.get("WEAKNAS_DATA", SHARED_DATA))
+    if not (root / "nasbench201" / "nb201_200ep.csv").is_file():
+        pytest.skip(f"real benchmark data not found at {root}")
+    return root
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray instance (2 CPUs, small object store) shared by every Ray test of the session."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(
+            address="local",
+            num_cpus=2,
+            num_gpus=0,
+            object_store_memory=300 * 1024 * 1024,
+            include_dashboard=False,
+            log_to_driver=False,
+        )
+    yield ray
+    ray.shutdown()

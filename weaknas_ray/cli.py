@@ -1,0 +1,45 @@
+"""The ``weaknas-ray`` console entry point: one subcommand per module of ``weaknas_ray.commands``.
+
+Each command module defines ``register(subparsers)`` (adds its parser and sets ``func``) and keeps
+heavy imports inside the function it runs, so ``weaknas-ray --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from weaknas_ray.exceptions import WeakNASError
+
+# NOTE: order is the order of `weaknas-ray --help`.
+COMMANDS = ["run", "report", "data", "bench", "tune"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="weaknas-ray", description="WeakNAS neural architecture search on Ray (run, report, data, bench, tune)."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"weaknas_ray.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"weaknas_ray.commands.{name}":
+                raise
+            continue  # command not built yet
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except WeakNASError as exc:
+        print(f"weaknas-ray {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""The ask/tell interface every search method implements, and the history it keeps.
+
+An optimizer knows nothing of Ray or of where values come from (design.md, layer 4). A driver loops::
+
+    opt = make_optimizer("weaknas", features=space.features, max_sample=300, seed=0)
+    while not opt.finished:
+        idx = opt.ask()                       # distinct, never evaluated, never pending
+        ev = oracle.evaluate(idx)
+        opt.tell(idx, ev.search)              # search signal, higher is better
+
+``ask`` returns the next batch (WeakNAS: one iteration's k architectures; baselines their natural
+batch). A query is a distinct architecture: baselines that revisit an architecture reuse its known
+value internally and never return it from ``ask``. Optimizers are picklable between ``tell`` and the
+next ``ask`` (the Tune searcher and resumable runs rely on it).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from weaknas_ray.exceptions import WeakNASError
+
+
+@dataclass
+class History:
+    """Everything evaluated so far, in query order.
+
+    Attributes:
+        indices: pool index per query.
+        values: search value per query.
+        iterations: iteration (batch number, 0-based) per query.
+        predicted_top: per iteration, the last predictor's predicted top pool indices (best first,
+            at most 1000), for methods with a predictor.
+    """
+
+    indices: list[int] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+    iterations: list[int] = field(default_factory=list)
+    predicted_top: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def best_so_far(self) -> np.ndarray:
+        """Running maximum of ``values``, shape ``(n_queries,)``."""
+        return np.maximum.accumulate(np.asarray(self.values, dtype=np.float64)) if self.values else np.empty(0)
+
+
+class Optimizer(ABC):
+    """Base of every search method. Subclasses implement ``_propose`` and may override ``_observe``.
+
+    Args:
+        n_pool: number of architectures in the pool.
+        max_sample: budget of distinct queries.
+        seed: seed of this repeat; all randomness derives from it.
+    """
+
+    method: str = "base"
+
+    def __init__(self, n_pool: int, max_sample: int, seed: int):
+        if max_sample < 1 or max_sample > n_pool:
+            raise WeakNASError(f"max_sample must lie in 1..{n_pool} (the pool size), got {max_sample}")
+        self.n_pool = int(n_pool)
+        self.max_sample = int(max_sample)
+        self.seed = int(seed)
+        self.history = History()
+        self.evaluated = np.zeros(self.n_pool, dtype=bool)
+        self.pending = np.zeros(self.n_pool, dtype=bool)
+        self.iteration = 0
+
+    @property
+    def n_told(self) -> int:
+        return len(self.history)
+
+    @property
+    def finished(self) -> bool:
+        return self.n_told >= self.max_sample
+
+    def ask(self) -> np.ndarray:
+        """The next batch of pool indices (int64), never evaluated or pending; empty when finished."""
+        room = self.max_sample - self.n_told - int(self.pending.sum())
+        if room <= 0:
+            return np.empty(0, dtype=np.int64)
+        batch = np.asarray(self._propose(room), dtype=np.int64)[:room]
+        if batch.size and (self.evaluated[batch].any() or self.pending[batch].any() or np.unique(batch).size != batch.size):
+            raise WeakNASError(f"{self.method}: proposed a repeated, evaluated or pending index: {batch.tolist()}")
+        self.pending[batch] = True
+        return batch
+
+    def tell(self, indices: np.ndarray, values: np.ndarray) -> None:
+        """Record search ``values`` (higher is better) for ``indices`` returned by ``ask``."""
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        vals = np.asarray(values, dtype=np.float64).reshape(-1)
+        if idx.shape != vals.shape:
+            raise WeakNASError(f"tell: got {idx.size} indices but {vals.size} values")
+        if not np.isfinite(vals).all():
+            raise WeakNASError(f"tell: values must be finite, got {vals.tolist()}")
+        not_pending = idx[~self.pending[idx]]
+        if not_pending.size:
+            raise WeakNASError(f"tell: indices {not_pending.tolist()} were not asked (or were already told)")
+        self.pending[idx] = False
+        self.evaluated[idx] = True
+        self.history.indices.extend(idx.tolist())
+        self.history.values.extend(vals.tolist())
+        self.history.iterations.extend([self.iteration] * idx.size)
+        self._observe(idx, vals)
+        if not self.pending.any():
+            self.iteration += 1
+
+    @abstractmethod
+    def _propose(self, room: int) -> np.ndarray:
+        """Up to ``room`` new indices, none evaluated or pending."""
+
+    def _observe(self, indices: np.ndarray, values: np.ndarray) -> None:
+        """Hook called after each ``tell`` with the new values (default: nothing)."""

@@ -1,0 +1,24 @@
+"""The project's exception hierarchy: every error a user can cause names what was wrong and where."""
+
+
+class WeakNASError(Exception):
+    """Base class of every error raised on purpose by weaknas-ray."""
+
+
+class ConfigError(WeakNASError, ValueError):
+    """A configuration value is unknown, of the wrong type or out of range (the message names the key)."""
+
+
+class BenchmarkDataError(WeakNASError):
+    """A benchmark file is missing, corrupt, truncated or of the wrong schema (the message names the file)."""
+
+
+class UnknownArchitectureError(WeakNASError, KeyError):
+    """An architecture is not in the search space (the message shows what was received)."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class NotFittedError(WeakNASError, RuntimeError):
+    """A predictor was asked to predict before ``fit``."""

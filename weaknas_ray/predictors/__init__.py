@@ -1,0 +1,38 @@
+"""Predictors by name. ``make_predictor(name, **params)`` is the one way configs build them.
+
+Names: ``mlp`` (default, torch, batched ensemble), ``sklearn-mlp`` (scikit-learn's MLPRegressor with
+the published settings, the faithful reference), ``gbt`` (gradient-boosted trees).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from weaknas_ray.exceptions import ConfigError
+from weaknas_ray.predictors.base import Predictor
+
+# NOTE: lazy "module:class" targets keep torch and scikit-learn out of `import weaknas_ray.predictors`.
+PREDICTORS: dict[str, str] = {
+    "mlp": "weaknas_ray.predictors.mlp:MLPEnsemble",
+    "sklearn-mlp": "weaknas_ray.predictors.sklearn_mlp:SklearnMLP",
+    "gbt": "weaknas_ray.predictors.gbt:GradientBoostedTrees",
+}
+
+
+def predictor_class(name: str) -> type[Predictor]:
+    """The class registered as ``name``; raises ConfigError listing the valid names."""
+    try:
+        target = PREDICTORS[name]
+    except KeyError:
+        raise ConfigError(f"predictor.name: unknown predictor {name!r}; choose one of {sorted(PREDICTORS)}") from None
+    module, cls = target.split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def make_predictor(name: str, **params: Any) -> Predictor:
+    """A new, unfitted predictor ``name`` built with constructor ``params`` (e.g. ``n_members=5``)."""
+    return predictor_class(name)(**params)
+
+
+__all__ = ["PREDICTORS", "Predictor", "make_predictor", "predictor_class"]

@@ -1,0 +1,183 @@
+"""The search-space interface that the engine, the runners and the Tune searcher use.
+
+A search space is a finite candidate pool: architecture ``i`` is row ``i`` of ``features``. The
+architecture index is the identity everywhere; strings, tuples and adjacency matrices appear only at
+the edges (``decode``, ``arch_str``, ``index_of``).
+
+An :class:`Oracle` answers "what is the search signal / reported metric of architecture i". For a
+tabular benchmark it is a table lookup; for OFA it may be a supernet evaluated on a GPU. The search
+signal is maximised (validation accuracy); the reported metric is what results tables show (test
+accuracy). An oracle with per-seed labels can be made noisy once per repeat with :meth:`Oracle.for_repeat`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from weaknas_ray.exceptions import UnknownArchitectureError
+
+
+class SearchSpace(ABC):
+    """A finite pool of architectures with one float32 feature row each.
+
+    Subclasses set ``name`` and implement ``features``, ``decode`` and ``arch_str``.
+    """
+
+    name: str = "space"
+
+    @property
+    @abstractmethod
+    def features(self) -> np.ndarray:
+        """The pool encoding, float32, C-contiguous, shape ``(n_architectures, n_features)``."""
+
+    @abstractmethod
+    def decode(self, index: int) -> Any:
+        """The architecture at ``index`` in the space's natural form (tuple of op ids, cell, config dict)."""
+
+    @abstractmethod
+    def arch_str(self, index: int) -> str:
+        """A human-readable, parseable string for the architecture at ``index``."""
+
+    def index_of(self, arch: Any) -> int:
+        """The pool index of ``arch`` (any form ``decode`` returns, or an ``arch_str``).
+
+        Raises:
+            UnknownArchitectureError: ``arch`` is not in the space.
+        """
+        raise UnknownArchitectureError(f"{self.name}: looking up architectures is not supported (got {arch!r})")
+
+    def param_choices(self) -> dict[str, list] | None:
+        """Named categorical dimensions (e.g. NAS-Bench-201's six edges -> five ops each), for TPE and
+        Tune spaces. ``None`` where the space is not a product of categorical choices."""
+        return None
+
+    def params(self, index: int) -> dict[str, Any]:
+        """The architecture at ``index`` as named fields a trainable can use (keys of
+        ``param_choices`` where defined)."""
+        return {"arch": self.arch_str(index)}
+
+    def mutate(self, index: int, rng: np.random.Generator) -> int:
+        """One random single-step mutation of architecture ``index`` (regularised evolution)."""
+        raise NotImplementedError(f"{self.name}: mutation is not defined for this space")
+
+    def __len__(self) -> int:
+        return int(self.features.shape[0])
+
+    def check_indices(self, indices: Any) -> np.ndarray:
+        """``indices`` as an int64 array, every value checked to lie in ``[0, len(self))``."""
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        bad = idx[(idx < 0) | (idx >= len(self))]
+        if bad.size:
+            raise UnknownArchitectureError(
+                f"{self.name}: index {int(bad[0])} is out of range; the pool has {len(self)} architectures "
+                f"(valid indices 0..{len(self) - 1})"
+            )
+        return idx
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What an oracle returns for a batch of indices: arrays of shape ``(batch,)``, float64.
+
+    ``search`` is the signal the search maximises (validation accuracy, in percent for the NAS benches);
+    ``reported`` the metric results show (test accuracy); ``cost`` a simulated evaluation cost in seconds
+    where the benchmark has one, else ``None``.
+    """
+
+    search: np.ndarray
+    reported: np.ndarray
+    cost: np.ndarray | None = None
+
+
+class Oracle(ABC):
+    """Evaluates architectures of one space by index. Higher values are better."""
+
+    @abstractmethod
+    def evaluate(self, indices: np.ndarray) -> Evaluation:
+        """Values for ``indices`` (int64, shape ``(batch,)``)."""
+
+    @property
+    def optimum(self) -> tuple[float, float] | None:
+        """``(best search value, best reported value)`` over the whole pool, where known (tabular only)."""
+        return None
+
+    @property
+    def optimum_indices(self) -> np.ndarray | None:
+        """Indices of the architectures reaching the best reported value, where known (the target of
+        "queries until the global optimum")."""
+        return None
+
+    def for_repeat(self, seed: int) -> "Oracle":
+        """The oracle one repeat sees. Noisy-label oracles draw their per-architecture seed here;
+        deterministic oracles return ``self``."""
+        return self
+
+
+class TableOracle(Oracle):
+    """An oracle over in-memory arrays: the base of tabular benchmarks and the fake of unit tests.
+
+    Args:
+        search: search signal per architecture, shape ``(n,)``.
+        reported: reported metric per architecture, shape ``(n,)``; defaults to ``search``.
+        cost: optional evaluation cost per architecture, shape ``(n,)``.
+    """
+
+    def __init__(self, search: np.ndarray, reported: np.ndarray | None = None, cost: np.ndarray | None = None):
+        self.search = np.asarray(search, dtype=np.float64)
+        self.reported = self.search if reported is None else np.asarray(reported, dtype=np.float64)
+        self.cost = None if cost is None else np.asarray(cost, dtype=np.float64)
+        if self.reported.shape != self.search.shape:
+            raise ValueError(f"search has shape {self.search.shape} but reported has {self.reported.shape}")
+
+    def evaluate(self, indices: np.ndarray) -> Evaluation:
+        idx = np.asarray(indices, dtype=np.int64)
+        if idx.size and (idx.min() < 0 or idx.max() >= self.search.shape[0]):
+            raise UnknownArchitectureError(
+                f"index out of range: got {idx.min()}..{idx.max()}, the table has {self.search.shape[0]} rows"
+            )
+        return Evaluation(
+            self.search[idx], self.reported[idx], None if self.cost is None else self.cost[idx]
+        )
+
+    @property
+    def optimum(self) -> tuple[float, float]:
+        return float(self.search.max()), float(self.reported.max())
+
+    @property
+    def optimum_indices(self) -> np.ndarray:
+        return np.flatnonzero(self.reported == self.reported.max())
+
+
+class ArraySpace(SearchSpace):
+    """A space given directly as a feature array: for tests and for users' own pools.
+
+    Args:
+        features: shape ``(n, d)``; converted to float32.
+        name: shown in errors and results.
+    """
+
+    def __init__(self, features: np.ndarray, name: str = "array"):
+        self._features = np.ascontiguousarray(features, dtype=np.float32)
+        if self._features.ndim != 2:
+            raise ValueError(f"features must be 2-D (n, d), got shape {self._features.shape}")
+        self.name = name
+
+    @property
+    def features(self) -> np.ndarray:
+        return self._features
+
+    def decode(self, index: int) -> int:
+        return int(self.check_indices(index)[0])
+
+    def arch_str(self, index: int) -> str:
+        return str(self.decode(index))
+
+    def index_of(self, arch: Any) -> int:
+        try:
+            return int(self.check_indices(int(arch))[0])
+        except (TypeError, ValueError) as exc:
+            raise UnknownArchitectureError(f"{self.name}: expected an integer index, got {arch!r}") from exc
