@@ -64,6 +64,11 @@ class SearchSpace(ABC):
         """One random single-step mutation of architecture ``index`` (regularised evolution)."""
         raise NotImplementedError(f"{self.name}: mutation is not defined for this space")
 
+    def describe(self, indices: np.ndarray) -> dict[str, list]:
+        """Extra per-architecture result columns (e.g. OFA's ``flops_m``), one list entry per index.
+        Default: none."""
+        return {}
+
     def __len__(self) -> int:
         return int(self.features.shape[0])
 
