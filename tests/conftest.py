@@ -24,14 +24,15 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def ray_session():
-    """One local Ray instance (2 CPUs, small object store) shared by every Ray test of the session."""
+    """One local Ray instance shared by every Ray test of the session: 2 CPUs, a small object store, and
+    2 logical GPUs so GPU scheduling (fractional ``num_gpus`` actors) is testable on a CPU-only machine."""
     import ray
 
     if not ray.is_initialized():
         ray.init(
             address="local",
             num_cpus=2,
-            num_gpus=0,
+            num_gpus=2,
             object_store_memory=300 * 1024 * 1024,
             include_dashboard=False,
             log_to_driver=False,
