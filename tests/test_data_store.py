@@ -1,0 +1,158 @@
+"""The data layer: where files are looked for, checksums, schema errors, the columnar cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from weaknas_ray.benchmarks import paths, store
+from weaknas_ray.benchmarks.manifest import file_spec, load_manifest
+from weaknas_ray.exceptions import BenchmarkDataError
+from weaknas_ray.spaces import nasbench201 as nb201
+
+HEADER = (
+    "index,arch_str,cifar10_valid_valid_acc,cifar10_valid_valid_acc_seed0,cifar10_valid_valid_acc_seed1,"
+    "cifar10_valid_valid_acc_seed2,cifar10_valid_test_acc,cifar10_test_acc,cifar100_valid_acc,cifar100_valid_acc_seed0,"
+    "cifar100_valid_acc_seed1,cifar100_valid_acc_seed2,cifar100_test_acc,imagenet16_120_valid_acc,"
+    "imagenet16_120_valid_acc_seed0,imagenet16_120_valid_acc_seed1,imagenet16_120_valid_acc_seed2,"
+    "imagenet16_120_test_acc,cifar10_valid_train_time_s,params_mb"
+)
+ARCH = "|none~0|+|skip_connect~0|nor_conv_1x1~1|+|nor_conv_3x3~0|avg_pool_3x3~1|none~2|"
+
+
+def tiny_csv(path, rows=2, header=HEADER, arch=ARCH):
+    """A small NAS-Bench-201-format table (synthetic values): row i is ``ARCH`` with edge 0 set to op i,
+    or ``arch`` verbatim when another string is given."""
+    values = ",".join(["50.0"] * 3 + [""] + ["50.0"] * 12 + ["1000", "0.5"])  # cifar10 seed2 empty
+    lines = [header]
+    for i in range(rows):
+        cell = arch if arch != ARCH else nb201.format_arch_str((i % 5, *nb201.parse_arch_str(ARCH)[1:]))
+        lines.append(f"{i},{cell},{values}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def roots(tmp_path, monkeypatch):
+    """Isolated data roots: project and shared folders under tmp_path, no $WEAKNAS_DATA, cache in tmp."""
+    monkeypatch.setattr(paths, "PROJECT_DATA", tmp_path / "project")
+    monkeypatch.setattr(paths, "SHARED_DATA", tmp_path / "shared")
+    monkeypatch.delenv("WEAKNAS_DATA", raising=False)
+    monkeypatch.setenv("WEAKNAS_CACHE", str(tmp_path / "cache"))
+    for name in ("project", "shared", "env", "cli"):
+        (tmp_path / name).mkdir()
+    return tmp_path
+
+
+def test_resolution_order(roots, monkeypatch):
+    rel = "nasbench201/x.csv"
+    for name in ("shared", "project", "env", "cli"):
+        (roots / name / rel).parent.mkdir(parents=True)
+        (roots / name / rel).write_text(name)
+    assert paths.resolve_file(rel).read_text() == "project"
+    monkeypatch.setenv("WEAKNAS_DATA", str(roots / "env"))
+    assert paths.resolve_file(rel).read_text() == "env"
+    assert paths.resolve_file(rel, roots / "cli").read_text() == "cli"
+    assert paths.resolve_data_root(roots / "cli") == roots / "cli"
+    (roots / "project" / rel).unlink()
+    (roots / "env" / rel).unlink()
+    assert paths.resolve_file(rel).read_text() == "shared"
+
+
+def test_missing_file_lists_every_place(roots, monkeypatch):
+    monkeypatch.setenv("WEAKNAS_DATA", str(roots / "env"))
+    with pytest.raises(BenchmarkDataError) as info:
+        paths.resolve_file("nasbench201/nb201_200ep.csv", roots / "cli", how_to_get="the maintainers")
+    message = str(info.value)
+    for name, label in (("cli", "--data-dir"), ("env", "$WEAKNAS_DATA"), ("project", "project"), ("shared", "shared")):
+        assert str(roots / name / "nasbench201" / "nb201_200ep.csv") in message and label in message
+    assert "the maintainers" in message
+
+
+def test_bad_data_dir_is_an_error(roots):
+    with pytest.raises(BenchmarkDataError, match="not a directory"):
+        paths.candidate_roots(roots / "nope")
+
+
+def test_manifest_lists_the_known_files():
+    files = load_manifest()
+    assert {"nasbench201", "nasbench101_tfrecord", "nasbench101_naslib"} <= set(files)
+    assert file_spec("nasbench201").rows == 15625
+    with pytest.raises(BenchmarkDataError, match="no entry 'nope'"):
+        file_spec("nope")
+
+
+def test_wrong_checksum_names_file(roots):
+    path = tiny_csv(roots / "cli" / "nasbench201" / "nb201_200ep.csv")
+    nb201._load_table.cache_clear()
+    with pytest.raises(BenchmarkDataError, match="checksum mismatch") as info:
+        nb201.load_benchmark("cifar10", data_dir=roots / "cli")
+    assert str(path) in str(info.value)
+
+
+def convert(path, rows=None):
+    return store.cached_table(
+        store.cache_key("t", path), path, nb201.convert_csv, schema_version=1, expected_sha256=None, rows=rows
+    )
+
+
+def test_convert_and_cache_round_trip(roots):
+    path = tiny_csv(roots / "t.csv", rows=3)
+    fresh = convert(path, rows=3)
+    assert fresh["ops"].shape == (3, 6) and np.isnan(fresh["cifar10_valid_valid_acc_seed2"]).all()
+    assert store.cache_path(store.cache_key("t", path)).is_file()
+    cached = convert(path, rows=3)
+    for name in fresh:
+        np.testing.assert_array_equal(fresh[name], cached[name])
+
+
+def test_changed_source_rebuilds_cache(roots):
+    path = tiny_csv(roots / "t.csv", rows=2)
+    assert len(convert(path)["ops"]) == 2
+    tiny_csv(path, rows=4)
+    assert len(convert(path)["ops"]) == 4
+
+
+def test_corrupt_cache_is_rebuilt_with_warning(roots):
+    path = tiny_csv(roots / "t.csv")
+    convert(path)
+    store.cache_path(store.cache_key("t", path)).write_bytes(b"PK\x03\x04 truncated")
+    with pytest.warns(UserWarning, match="unreadable cache"):
+        assert len(convert(path)["ops"]) == 2
+
+
+@pytest.mark.parametrize(
+    "header, arch, rows, message",
+    [
+        (HEADER.replace("cifar100_test_acc", "c100"), ARCH, 2, "missing column"),
+        (HEADER, ARCH, 2, "has 2 rows, expected 5"),
+        (HEADER, "|bogus~0|+|none~0|none~1|+|none~0|none~1|none~2|", 1, "row 0: nasbench201: cannot parse"),
+        (HEADER, ARCH.replace("none~2", "none~7"), 1, "cannot parse"),
+    ],
+)
+def test_schema_errors_name_file_and_problem(roots, header, arch, rows, message):
+    path = tiny_csv(roots / "bad.csv", rows=2 if rows == 2 else 1, header=header, arch=arch)
+    with pytest.raises(BenchmarkDataError, match=message) as info:
+        convert(path, rows=5 if message.startswith("has") else None)
+    assert str(path) in str(info.value)
+
+
+def test_truncated_and_non_numeric_rows(roots):
+    path = tiny_csv(roots / "bad.csv", rows=2)
+    text = path.read_text().splitlines()
+    path.write_text("\n".join(text[:-1] + [text[-1][:40]]) + "\n")  # last row cut mid-line
+    with pytest.raises(BenchmarkDataError, match="empty value") as info:
+        convert(path)
+    assert str(path) in str(info.value)
+    path.write_text("\n".join(text[:-1] + [text[-1].replace("50.0", "abc", 1)]) + "\n")
+    with pytest.raises(BenchmarkDataError, match="not a number"):
+        convert(path)
+
+
+def test_index_must_be_in_order(roots):
+    path = tiny_csv(roots / "bad.csv", rows=2)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([lines[0], lines[2], lines[1]]) + "\n")
+    with pytest.raises(BenchmarkDataError, match="'index' is not 0..1"):
+        convert(path)

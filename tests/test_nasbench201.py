@@ -1,0 +1,138 @@
+"""NAS-Bench-201: encodings both ways, the oracles against the published optima, noisy labels, caching."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import numpy as np
+import pytest
+
+from weaknas_ray.benchmarks.registry import load_benchmark as load_by_name
+from weaknas_ray.exceptions import BenchmarkDataError, ConfigError, UnknownArchitectureError
+from weaknas_ray.spaces import nasbench201 as nb201
+
+EXPECTED_OPTIMA = {  # (search, reported), from the shared data README
+    "cifar10": (91.6067, 94.3733),
+    "cifar100": (73.4933, 73.5133),
+    "ImageNet16-120": (46.7333, 47.3111),
+}
+
+
+@pytest.fixture(scope="module")
+def bench(shared_data):
+    return nb201.load_benchmark("cifar10", data_dir=shared_data)
+
+
+def synthetic_space() -> nb201.NASBench201Space:
+    """All 15,625 cells in a shuffled order, no data needed."""
+    cells = np.array(list(itertools.product(range(5), repeat=6)), dtype=np.int8)
+    return nb201.NASBench201Space(cells[np.random.default_rng(0).permutation(len(cells))])
+
+
+def test_arch_str_round_trip_every_cell():
+    space = synthetic_space()
+    for index in range(0, len(space), 97):
+        text = space.arch_str(index)
+        assert nb201.format_arch_str(nb201.parse_arch_str(text)) == text
+        assert space.index_of(text) == index
+        assert space.index_of(space.decode(index)) == index
+        assert space.index_of(space.params(index)) == index
+
+
+def test_features_are_one_hot_in_edge_order():
+    space = synthetic_space()
+    feats = space.features
+    assert feats.shape == (15625, 30) and feats.dtype == np.float32
+    np.testing.assert_array_equal(feats.reshape(-1, 6, 5).sum(axis=2), 1)
+    index = space.index_of("|none~0|+|skip_connect~0|nor_conv_1x1~1|+|nor_conv_3x3~0|avg_pool_3x3~1|none~2|")
+    assert np.flatnonzero(feats[index]).tolist() == [0, 6, 12, 18, 24, 25]
+
+
+def test_param_choices_and_params_keys():
+    space = synthetic_space()
+    choices = space.param_choices()
+    assert list(choices) == ["e1_0", "e2_0", "e2_1", "e3_0", "e3_1", "e3_2"]
+    assert all(ops == list(nb201.OPS) for ops in choices.values())
+    params = space.params(0)
+    assert list(params) == list(choices) and all(v in nb201.OPS for v in params.values())
+
+
+def test_mutate_changes_exactly_one_edge():
+    space = synthetic_space()
+    rng = np.random.default_rng(1)
+    for index in rng.integers(0, len(space), 50):
+        child = space.mutate(int(index), rng)
+        diff = np.array(space.decode(child)) != np.array(space.decode(int(index)))
+        assert diff.sum() == 1
+
+
+@pytest.mark.parametrize(
+    "bad", ["|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|", "|none~0|+|none~0|", "garbage", (1, 2, 3), (0, 0, 0, 0, 0, 9)]
+)
+def test_index_of_rejects_bad_architectures(bad):
+    with pytest.raises(UnknownArchitectureError, match="nasbench201"):
+        synthetic_space().index_of(bad)
+
+
+@pytest.mark.parametrize("dataset", list(EXPECTED_OPTIMA))
+def test_optima_match_published_table(shared_data, dataset):
+    bench = nb201.load_benchmark(dataset, data_dir=shared_data)
+    assert bench.name == f"nasbench201/{dataset}"
+    search, reported = bench.oracle.optimum
+    assert (round(search, 4), round(reported, 4)) == EXPECTED_OPTIMA[dataset]
+
+
+def test_cifar10_oracle_and_space(bench):
+    assert len(bench.space) == 15625
+    assert 6111 in bench.oracle.optimum_indices.tolist()
+    result = bench.oracle.evaluate(np.array([0, 6111]))
+    assert result.search[0] == pytest.approx(81.982667)
+    assert result.reported[1] == pytest.approx(94.373333)
+    assert result.cost[0] == pytest.approx(1444.2186)
+    assert bench.space.arch_str(0) == "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|"
+    assert bench.space.describe(np.array([0]))["params_mb"] == [pytest.approx(0.129306)]
+
+
+def test_registry_dispatch(shared_data):
+    assert load_by_name("nasbench201", dataset="cifar100", data_dir=shared_data).name == "nasbench201/cifar100"
+
+
+def test_noisy_oracle_draws_one_available_seed(shared_data):
+    bench = nb201.load_benchmark("cifar10", data_dir=shared_data, noisy=True)
+    table = nb201.load_table(shared_data)
+    seeds = np.stack([table[c] for c in nb201.seed_columns("cifar10_valid_valid_acc")], axis=1)
+    first, again, other = (bench.oracle.for_repeat(s).search for s in (3, 3, 4))
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+    assert np.all(np.isclose(first[:, None], seeds).any(axis=1))  # one of that cell's own seeds
+    assert not np.isnan(first).any()
+    two_seed = np.isnan(seeds[:, 2])
+    assert two_seed.sum() == 7456
+    # every available seed is drawn about equally often (cells whose 3 seeds differ)
+    distinct = ~two_seed & (seeds[:, 0] != seeds[:, 1]) & (seeds[:, 1] != seeds[:, 2]) & (seeds[:, 0] != seeds[:, 2])
+    shares = (first[distinct, None] == seeds[distinct]).mean(axis=0)
+    assert np.all(np.abs(shares - 1 / 3) < 0.03), shares
+    np.testing.assert_array_equal(bench.oracle.for_repeat(3).reported, bench.oracle.reported)
+    plain = nb201.load_benchmark("cifar10", data_dir=shared_data).oracle
+    assert plain.for_repeat(3) is plain
+
+
+def test_repeated_and_cached_loads_are_fast_and_equal(shared_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("WEAKNAS_CACHE", str(tmp_path))
+    nb201._load_table.cache_clear()
+    fresh = nb201.load_table(shared_data)  # converts the CSV into tmp_path
+    nb201._load_table.cache_clear()
+    start = time.perf_counter()
+    cached = nb201.load_table(shared_data)  # from the columnar cache
+    elapsed = time.perf_counter() - start
+    assert elapsed < 0.5, f"cached load took {elapsed:.3f}s"
+    assert fresh.keys() == cached.keys()
+    for name in fresh:
+        np.testing.assert_array_equal(fresh[name], cached[name])
+    assert nb201.load_table(shared_data) is cached  # per-process cache
+
+
+def test_unknown_dataset():
+    with pytest.raises(ConfigError, match="ImageNet16-120"):
+        nb201.load_benchmark("imagenet")

@@ -1,0 +1,68 @@
+"""The benchmark-file manifest (``benchmarks_data/manifest.json``): name, path, sha256, rows, origin.
+
+The manifest is the single list of files the project knows; loaders, ``weaknas-ray data list`` and
+``data check`` read it instead of hard-coding paths or checksums.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from weaknas_ray.benchmarks.paths import PROJECT_DATA
+from weaknas_ray.exceptions import BenchmarkDataError
+
+MANIFEST_PATH = PROJECT_DATA / "manifest.json"
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """One benchmark file as the manifest describes it.
+
+    ``rows`` is the number of architectures the file holds (``None`` where not a table); ``source``
+    says where the official file comes from.
+    """
+
+    key: str
+    path: str
+    sha256: str | None
+    rows: int | None
+    format: str
+    benchmark: str
+    source: str
+
+
+@lru_cache(maxsize=4)
+def load_manifest(path: Path = MANIFEST_PATH) -> dict[str, FileSpec]:
+    """The manifest's files by key, in manifest order.
+
+    Raises:
+        BenchmarkDataError: the manifest is missing, not JSON, or of another schema version.
+    """
+    try:
+        raw = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise BenchmarkDataError(f"manifest {path}: cannot read it ({exc})") from exc
+    if raw.get("schema_version") != SCHEMA_VERSION:
+        raise BenchmarkDataError(
+            f"manifest {path}: schema_version {raw.get('schema_version')!r}, expected {SCHEMA_VERSION}"
+        )
+    try:
+        return {key: FileSpec(key=key, **entry) for key, entry in raw["files"].items()}
+    except (KeyError, TypeError) as exc:
+        raise BenchmarkDataError(f"manifest {path}: malformed 'files' entry ({exc})") from exc
+
+
+def file_spec(key: str) -> FileSpec:
+    """The manifest entry ``key`` (e.g. ``"nasbench201"``).
+
+    Raises:
+        BenchmarkDataError: no such entry.
+    """
+    files = load_manifest()
+    if key not in files:
+        raise BenchmarkDataError(f"manifest {MANIFEST_PATH}: no entry {key!r}; entries are {sorted(files)}")
+    return files[key]
