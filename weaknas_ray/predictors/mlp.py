@@ -1,0 +1,322 @@
+"""The method's MLP predictor in torch, an ensemble trained as one batched model.
+
+WeakNAS (Wu et al., NeurIPS 2021) fits scikit-learn's ``MLPRegressor(hidden_layer_sizes=(1000,) * 4,
+max_iter=100)``. This module reproduces that training exactly, only faster:
+
+- Glorot-uniform init of weights AND biases, bound ``sqrt(6 / (fan_in + fan_out))`` (sklearn, relu);
+- per batch of size ``b``: loss ``0.5 * mean((f(x) - y)^2) + alpha / (2 b) * sum_l ||W_l||^2`` and its
+  gradient by hand-written backprop (sklearn's ``_backprop``);
+- sklearn's Adam: ``lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t)``, ``p -= lr_t * m / (sqrt(v) + eps)``;
+- batches of ``min(batch_size, n)`` over a fresh permutation each epoch, the last one possibly smaller;
+- early stop once the epoch's mean training loss has not improved by ``tol`` for more than
+  ``n_iter_no_change`` consecutive epochs, or after ``max_epochs``.
+
+E members share one set of tensors of shape ``(E, fan_in, fan_out)`` and every layer is one
+``torch.baddbmm``, so E members cost about one kernel launch per layer, like one model. Member ``i``
+draws its init and shuffles from ``numpy.random.default_rng(seed + i)``, so an ensemble equals E separate
+fits with those seeds. A member that stops is removed from the batch (its weights frozen) while the
+others keep training.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from weaknas_ray.exceptions import ConfigError
+from weaknas_ray.predictors._checks import check_fit_data, check_fitted, check_members, check_predict_data
+from weaknas_ray.predictors.base import Predictor
+
+DTYPES = ("float32", "bfloat16")
+# NOTE: scikit-learn's AdamOptimizer defaults, which the method uses.
+_BETA1, _BETA2, _EPS = 0.9, 0.999, 1e-8
+# NOTE: member-rows per prediction chunk: 2^15 x 1000 float32 activations = 128 MiB on CPU; a GPU
+# has the memory and launch latency that favour 8x larger chunks.
+_CHUNK_ROWS = {"cpu": 1 << 15, "cuda": 1 << 18}
+
+
+class MLPEnsemble(Predictor):
+    """E ReLU MLPs trained as one batched torch model, exactly as scikit-learn's MLPRegressor trains one.
+
+    Args:
+        n_members: ensemble size E (member ``i`` is seeded with ``seed + i``).
+        hidden: hidden layer widths (the method: four of 1000).
+        lr: Adam learning rate.
+        alpha: L2 penalty (sklearn's ``alpha``).
+        batch_size: minibatch size, capped at ``n``.
+        max_epochs: most epochs per member (the method's ``mlp_iter`` = 100).
+        tol: least improvement of the epoch training loss that resets the patience counter.
+        n_iter_no_change: patience in epochs (sklearn stops when the counter exceeds it).
+        device: torch device string (``"cpu"``, ``"cuda"``, ``"cuda:1"``).
+        dtype: ``"float32"``, or ``"bfloat16"`` for autocast matrix products (weights and Adam stay float32).
+        threads: torch intra-op threads during fit/predict; ``None`` keeps the process setting (which Ray
+            sets to the task's CPU count).
+    """
+
+    def __init__(
+        self,
+        n_members: int = 1,
+        hidden: Sequence[int] = (1000, 1000, 1000, 1000),
+        lr: float = 1e-3,
+        alpha: float = 1e-4,
+        batch_size: int = 200,
+        max_epochs: int = 100,
+        tol: float = 1e-4,
+        n_iter_no_change: int = 10,
+        device: str = "cpu",
+        dtype: str = "float32",
+        threads: int | None = None,
+    ) -> None:
+        self.n_members = check_members(n_members, "mlp")
+        self.hidden = tuple(int(h) for h in hidden)
+        self.lr = float(lr)
+        self.alpha = float(alpha)
+        self.batch_size = int(batch_size)
+        self.max_epochs = int(max_epochs)
+        self.tol = float(tol)
+        self.n_iter_no_change = int(n_iter_no_change)
+        self.device = str(device)
+        self.dtype = dtype
+        self.threads = threads
+        _check_params(self)
+
+    def fit(self, X: np.ndarray, y: np.ndarray, seed: int) -> MLPEnsemble:
+        """Train E members from scratch.
+
+        Args:
+            X: features, float32 ``(n, d)``.
+            y: targets (the engine passes z-scored accuracies), ``(n,)``; not rescaled here.
+            seed: member ``i`` uses ``numpy.random.default_rng(seed + i)`` for init and shuffles.
+
+        Returns:
+            self, with ``weights_`` / ``biases_`` (lists of ``(E, fan_in, fan_out)`` / ``(E, 1, fan_out)``
+            tensors), ``n_epochs_`` and ``loss_`` (``(E,)`` numpy: epochs run, last epoch's loss).
+        """
+        torch = _torch()
+        X, y = check_fit_data(X, y, "mlp")
+        init, perms = _draw_member_randomness(seed, self.n_members, [X.shape[1], *self.hidden, 1], len(X), self.max_epochs)
+        with _torch_threads(torch, self.threads):
+            device = torch.device(self.device)
+            weights = [torch.as_tensor(w, device=device) for w, _ in init]
+            biases = [torch.as_tensor(b, device=device) for _, b in init]
+            epochs, losses = _train(
+                self, weights, biases, torch.as_tensor(X, device=device), torch.as_tensor(y, device=device), torch.as_tensor(perms, device=device)
+            )
+        self.weights_, self.biases_ = weights, biases
+        self.n_epochs_, self.loss_ = epochs, losses
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Predictions of every member, float32 ``(E, m)``, computed in chunks under inference mode."""
+        X = check_predict_data(X, getattr(self, "n_features_in_", None), "mlp")
+        torch = _torch()
+        device = torch.device(self.device)
+        chunk = max(1, _CHUNK_ROWS.get(device.type, _CHUNK_ROWS["cpu"]) // self.n_members)
+        with _torch_threads(torch, self.threads), torch.inference_mode(), _autocast(torch, device, self.dtype):
+            Xd = torch.as_tensor(X, device=device)
+            out = torch.empty((self.n_members, len(X)), dtype=torch.float32, device=device)
+            for start in range(0, len(X), chunk):
+                h = Xd[start : start + chunk].expand(self.n_members, -1, -1)
+                for W, b in zip(self.weights_[:-1], self.biases_[:-1]):
+                    h = torch.baddbmm(b, h, W).relu_()
+                out[:, start : start + chunk] = torch.baddbmm(self.biases_[-1], h, self.weights_[-1])[..., 0]
+            return out.cpu().numpy()
+
+    def get_state(self) -> dict:
+        """Constructor parameters and fitted weights as numpy float32 arrays (device-free, picklable)."""
+        check_fitted(getattr(self, "n_features_in_", None), "mlp.get_state")
+        return {
+            "params": {k: getattr(self, k) for k in _PARAM_NAMES},
+            "weights": [w.detach().float().cpu().numpy() for w in self.weights_],
+            "biases": [b.detach().float().cpu().numpy() for b in self.biases_],
+            "n_epochs": self.n_epochs_.copy(),
+            "loss": self.loss_.copy(),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> MLPEnsemble:
+        """Rebuild a fitted ensemble on CPU from :meth:`get_state` output."""
+        torch = _torch()
+        model = cls(**{**state["params"], "device": "cpu"})
+        model.weights_ = [torch.as_tensor(np.array(w, dtype=np.float32)) for w in state["weights"]]
+        model.biases_ = [torch.as_tensor(np.array(b, dtype=np.float32)) for b in state["biases"]]
+        model.n_epochs_, model.loss_ = np.array(state["n_epochs"]), np.array(state["loss"])
+        model.n_features_in_ = model.weights_[0].shape[1]
+        return model
+
+
+_PARAM_NAMES = ("n_members", "hidden", "lr", "alpha", "batch_size", "max_epochs", "tol", "n_iter_no_change", "device", "dtype", "threads")
+
+
+def _check_params(model: MLPEnsemble) -> None:
+    """Reject settings that would fail deep inside torch, naming the parameter."""
+    if model.dtype not in DTYPES:
+        raise ConfigError(f"mlp: dtype must be one of {DTYPES}, got {model.dtype!r}")
+    if not model.hidden or min(model.hidden) < 1:
+        raise ConfigError(f"mlp: hidden must be a non-empty list of positive widths, got {model.hidden!r}")
+    for name in ("batch_size", "max_epochs"):
+        if getattr(model, name) < 1:
+            raise ConfigError(f"mlp: {name} must be >= 1, got {getattr(model, name)!r}")
+    if model.threads is not None and int(model.threads) < 1:
+        raise ConfigError(f"mlp: threads must be None or >= 1, got {model.threads!r}")
+
+
+def _draw_member_randomness(seed: int, n_members: int, sizes: list[int], n: int, max_epochs: int):
+    """Glorot-uniform init and per-epoch shuffles of every member, member ``i`` from ``seed + i``.
+
+    Args:
+        seed: base seed.
+        n_members: E.
+        sizes: layer widths, input first, output (1) last.
+        n: training rows.
+        max_epochs: epochs to draw permutations for.
+
+    Returns:
+        ``init``: per layer a pair ``(W (E, fan_in, fan_out), b (E, 1, fan_out))`` float32;
+        ``perms``: int64 ``(max_epochs, E, n)``.
+    """
+    rngs = [np.random.default_rng(seed + i) for i in range(n_members)]
+    init = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        bound = np.float32(np.sqrt(6.0 / (fan_in + fan_out)))
+        init.append(tuple(
+            np.stack([(rng.random(shape, dtype=np.float32) * 2 - 1) * bound for rng in rngs])
+            for shape in ((fan_in, fan_out), (1, fan_out))
+        ))
+    perms = np.stack([np.stack([rng.permutation(n) for _ in range(max_epochs)]) for rng in rngs], axis=1)
+    return init, perms
+
+
+def _train(model: MLPEnsemble, weights: list, biases: list, X, y, perms) -> tuple[np.ndarray, np.ndarray]:
+    """Adam over minibatches for all live members at once, in place on ``weights`` / ``biases``.
+
+    Args:
+        model: supplies the hyper-parameters.
+        weights: per layer ``(E, fan_in, fan_out)`` tensors, updated in place (stopped members frozen).
+        biases: per layer ``(E, 1, fan_out)`` tensors, likewise.
+        X: ``(n, d)`` tensor on the device; y: ``(n,)`` tensor; perms: ``(max_epochs, E, n)`` int64 tensor.
+
+    Returns:
+        ``(n_epochs (E,) int, loss (E,) float)``: epochs each member ran and its last epoch's loss.
+    """
+    torch = _torch()
+    n, n_members = len(X), model.n_members
+    batch = min(model.batch_size, n)
+    live = list(range(n_members))  # members still training, in batch order
+    params = [*weights, *biases]
+    state = {"params": [p.clone() for p in params]}
+    state["m"] = [torch.zeros_like(p) for p in params]
+    state["v"] = [torch.zeros_like(p) for p in params]
+    best = torch.full((n_members,), float("inf"), device=X.device)
+    patience = torch.zeros(n_members, dtype=torch.int64, device=X.device)
+    n_epochs = np.full(n_members, model.max_epochs)
+    losses = np.zeros(n_members)
+    step = 0
+    with torch.no_grad(), _autocast(torch, X.device, model.dtype):
+        for epoch in range(model.max_epochs):
+            order = perms[epoch, live]
+            total = torch.zeros(len(live), device=X.device)
+            for start in range(0, n, batch):
+                idx = order[:, start : start + batch]
+                step += 1
+                loss, grads = _loss_and_grads(state["params"], X[idx], y[idx].unsqueeze(-1), model.alpha)
+                total += loss * idx.shape[1]
+                _adam_step(torch, state, grads, model.lr, step)
+            epoch_loss = total / n
+            no_gain = epoch_loss > best[live] - model.tol
+            patience[live] = torch.where(no_gain, patience[live] + 1, 0)
+            best[live] = torch.minimum(best[live], epoch_loss)
+            stopped = (patience[live] > model.n_iter_no_change).tolist()
+            if any(stopped) or epoch == model.max_epochs - 1:
+                done = [i for i, s in enumerate(stopped) if s or epoch == model.max_epochs - 1]
+                _freeze(torch, params, state, live, done)
+                done_members = [live[i] for i in done]
+                n_epochs[done_members] = epoch + 1
+                losses[done_members] = epoch_loss[done].float().cpu().numpy()
+                live = [m for i, m in enumerate(live) if i not in set(done)]
+                if not live:
+                    break
+    return n_epochs, losses
+
+
+def _loss_and_grads(params: list, xb, yb, alpha: float):
+    """sklearn's ``_backprop`` for a batch of members.
+
+    Args:
+        params: weights (L of ``(E, fan_in, fan_out)``) then biases (L of ``(E, 1, fan_out)``).
+        xb: ``(E, b, d)`` batch inputs; yb: ``(E, b, 1)`` targets.
+        alpha: L2 penalty.
+
+    Returns:
+        ``(loss (E,), grads)`` with grads in the order of ``params``.
+    """
+    torch = _torch()
+    n_layers = len(params) // 2
+    weights, biases = params[:n_layers], params[n_layers:]
+    b = xb.shape[1]
+    acts = [xb]
+    for W, bias in zip(weights[:-1], biases[:-1]):
+        acts.append(torch.baddbmm(bias, acts[-1], W).relu_())
+    diff = torch.baddbmm(biases[-1], acts[-1], weights[-1]).float() - yb
+    sq_weights = sum(torch.linalg.vector_norm(W, dim=(1, 2)).square() for W in weights)
+    loss = 0.5 * diff.square().mean(dim=(1, 2)) + (0.5 * alpha / b) * sq_weights
+    delta = diff / b
+    grad_w, grad_b = [None] * n_layers, [None] * n_layers
+    for layer in range(n_layers - 1, -1, -1):
+        grad_w[layer] = torch.baddbmm(weights[layer], acts[layer].transpose(1, 2), delta, beta=alpha / b).float()
+        grad_b[layer] = delta.sum(dim=1, keepdim=True).float()
+        if layer:
+            delta = torch.ops.aten.threshold_backward(torch.bmm(delta, weights[layer].transpose(1, 2)), acts[layer], 0.0)
+    return loss, grad_w + grad_b
+
+
+def _adam_step(torch, state: dict, grads: list, lr: float, step: int) -> None:
+    """sklearn's Adam update of every live parameter, as a few multi-tensor kernels."""
+    m, v = state["m"], state["v"]
+    torch._foreach_lerp_(m, grads, 1 - _BETA1)
+    torch._foreach_mul_(v, _BETA2)
+    torch._foreach_addcmul_(v, grads, grads, 1 - _BETA2)
+    denom = torch._foreach_sqrt(v)
+    torch._foreach_add_(denom, _EPS)
+    step_size = lr * np.sqrt(1 - _BETA2**step) / (1 - _BETA1**step)
+    torch._foreach_addcdiv_(state["params"], m, denom, -step_size)
+
+
+def _freeze(torch, params: list, state: dict, live: list[int], done: list[int]) -> None:
+    """Copy finished members (positions ``done`` of ``live``) into ``params`` and drop them from ``state``."""
+    members = torch.as_tensor([live[i] for i in done], device=params[0].device)
+    rows = torch.as_tensor(done, device=params[0].device)
+    keep = torch.as_tensor([i for i in range(len(live)) if i not in set(done)], dtype=torch.int64, device=params[0].device)
+    for p, trained in zip(params, state["params"]):
+        p.index_copy_(0, members, trained.index_select(0, rows))
+    for key in ("params", "m", "v"):
+        state[key] = [t.index_select(0, keep) for t in state[key]]
+
+
+@contextlib.contextmanager
+def _torch_threads(torch, threads: int | None) -> Iterator[None]:
+    """Run with ``threads`` intra-op threads, restoring the previous count afterwards."""
+    if threads is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _autocast(torch, device, dtype: str):
+    """bfloat16 autocast of the matrix products when asked, a no-op context for float32."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=dtype == "bfloat16")
+
+
+def _torch():
+    """torch, imported on first use so that ``import weaknas_ray.predictors`` stays light."""
+    import torch
+
+    return torch
