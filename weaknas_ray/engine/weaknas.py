@@ -1,0 +1,171 @@
+"""WeakNAS as an ask/tell optimizer: a new weak predictor each iteration zooms into the predicted top.
+
+Reproduces weaknas-method.md ("The loop"): iteration 0 draws ``init_sample`` architectures uniformly;
+every later iteration ``z`` fits a fresh predictor on the evaluated architectures, scores the whole pool
+and picks ``sample_each_iter`` new ones, uniformly from the predicted top-N (:class:`WeakNAS`) or by
+expected improvement over an ensemble (:class:`WeakNASEI`).
+
+Seeding: iteration ``z``'s predictor is fitted with ``seed + z * E`` (member ``i`` gets ``+ i``), and
+every uniform draw of iteration ``z`` uses ``numpy.random.default_rng([seed, z])``, so a run depends on
+the seed alone and chunked or Ray-scored runs select the same indices as local ones.
+
+Targets: the search values of the training set, z-scored by that training set's own mean and
+population std (the published code used the whole pool's, which only a tabular benchmark knows; both
+leave the ranking unchanged). The EI incumbent is z-scored the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from weaknas_ray.acquisition import ChunkResult, ScoreRequest, incumbent, score_pool, uniform_from_top
+from weaknas_ray.engine.base import Optimizer
+from weaknas_ray.engine.schedule import query_sizes, top_n_schedule
+from weaknas_ray.exceptions import ConfigError
+from weaknas_ray.predictors import Predictor, make_predictor
+
+KEEP_OLD = ("all", "top", "none")
+# NOTE: the method logs each iteration's predicted top-1000 (weaknas-method.md, step 7).
+N_LOGGED = 1000
+
+PoolScorer = Callable[[Predictor, ScoreRequest], ChunkResult]
+
+
+class WeakNAS(Optimizer):
+    """WeakNAS, uniform variant: ``k`` drawn uniformly from the predicted top-N minus evaluated.
+
+    Args:
+        space: the search space; its ``features`` (``(n_pool, d)``) are the predictor's inputs.
+        max_sample: B, budget of distinct queries.
+        seed: repeat seed, >= 0.
+        init_sample: n0, random architectures of iteration 0 (default 10).
+        sample_each_iter: k, architectures per later iteration (default 10).
+        top_start, top_end, top_decay: the top-N schedule (:func:`~weaknas_ray.engine.schedule.top_n_schedule`;
+            default constant N = 100 as in every published command).
+        keep_old: training set of each predictor: ``"all"`` evaluated (published), ``"top"`` the N best
+            evaluated by search value, ``"none"`` only the previous iteration's batch.
+        predictor: a name of :data:`~weaknas_ray.predictors.PREDICTORS` (default ``"mlp"``).
+        predictor_params: extra constructor arguments of the predictor.
+        n_members: ensemble size E; the uniform variant ranks by the member mean.
+        pool_scorer: ``(predictor, request) -> ChunkResult`` replacing local whole-pool scoring (the Ray
+            runner passes one that scores chunks in tasks); must equal :func:`~weaknas_ray.acquisition.score_pool`.
+    """
+
+    method = "weaknas"
+    acquisition = "mean"
+
+    def __init__(
+        self,
+        space,
+        max_sample: int,
+        seed: int,
+        init_sample: int = 10,
+        sample_each_iter: int = 10,
+        top_start: int = 100,
+        top_end: int = 100,
+        top_decay: float = 0.96,
+        keep_old: str = "all",
+        predictor: str = "mlp",
+        predictor_params: dict | None = None,
+        n_members: int = 1,
+        pool_scorer: PoolScorer | None = None,
+    ):
+        super().__init__(len(space), max_sample, seed)
+        if self.seed < 0:
+            raise ConfigError(f"{self.method}: seed must be >= 0, got {seed}")
+        if keep_old not in KEEP_OLD:
+            raise ConfigError(f"{self.method}.keep_old: unknown {keep_old!r}; choose one of {list(KEEP_OLD)}")
+        if n_members < 1:
+            raise ConfigError(f"{self.method}.n_members must be >= 1, got {n_members}")
+        self.space = space
+        self.sizes = query_sizes(init_sample, sample_each_iter, max_sample)
+        self.top_n = top_n_schedule(len(self.sizes), top_start, top_end, top_decay)
+        self.keep_old = keep_old
+        self.predictor = predictor
+        self.predictor_params = dict(predictor_params or {})
+        self.n_members = int(n_members)
+        self.pool_scorer = pool_scorer
+
+    def _rng(self, z: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, z])
+
+    def _propose(self, room: int) -> np.ndarray:
+        if self.pending.any():  # one iteration's batch at a time: wait until it is told
+            return np.empty(0, dtype=np.int64)
+        z = self.iteration
+        k = min(self.sizes[z], room)
+        if z == 0:
+            return self._rng(0).choice(self.n_pool, size=k, replace=False)
+        model, mean, std = self._fit(z)
+        excluded = self.evaluated | self.pending
+        observed = (np.asarray(self.history.values) - mean) / std
+        request = self._request(z, k, np.flatnonzero(excluded), observed)
+        if self.pool_scorer is None:
+            result = score_pool(model, self.space.features, request)
+        else:
+            result = self.pool_scorer(model, request)
+        self.history.predicted_top[z] = result.top_indices[:N_LOGGED].copy()
+        return self._select(result, z, k, excluded)
+
+    def _training_set(self, z: int) -> tuple[np.ndarray, np.ndarray]:
+        """Indices ``(n,)`` and search values ``(n,)`` the iteration-``z`` predictor trains on."""
+        idx = np.asarray(self.history.indices, dtype=np.int64)
+        val = np.asarray(self.history.values, dtype=np.float64)
+        if self.keep_old == "top":
+            keep = np.lexsort((idx, -val))[: self.top_n[z]]
+        elif self.keep_old == "none":
+            keep = np.flatnonzero(np.asarray(self.history.iterations) == z - 1)
+        else:
+            return idx, val
+        return idx[keep], val[keep]
+
+    def _fit(self, z: int) -> tuple[Predictor, float, float]:
+        """A new predictor fitted on z-scored targets; returns it with the mean and std used."""
+        idx, val = self._training_set(z)
+        mean, std = float(val.mean()), float(val.std())
+        std = std if std > 0 else 1.0  # all training values equal: centre only
+        model = make_predictor(self.predictor, n_members=self.n_members, **self.predictor_params)
+        model.fit(self.space.features[idx], ((val - mean) / std).astype(np.float32), seed=self.seed + z * self.n_members)
+        return model, mean, std
+
+    def _request(self, z: int, k: int, excluded: np.ndarray, observed: np.ndarray) -> ScoreRequest:
+        """What to score: the top-max(N, 1000) and the best k by mean (the uniform draw's fallback)."""
+        return ScoreRequest("mean", n_top=max(int(self.top_n[z]), N_LOGGED), k=k, excluded=excluded)
+
+    def _select(self, result: ChunkResult, z: int, k: int, excluded: np.ndarray) -> np.ndarray:
+        return uniform_from_top(result, excluded, int(self.top_n[z]), k, self._rng(z))
+
+
+class WeakNASEI(WeakNAS):
+    """WeakNAS, EI variant: the ``k`` unevaluated architectures of largest expected improvement under
+    an ensemble of ``n_members`` predictors (greedy; the top-N schedule is unused).
+
+    Args:
+        n_members: ensemble size E (published 5).
+        ei: ``"corrected"`` (incumbent = best observed) or ``"faithful"`` (the published code's
+            incumbent = minus the worst observed); see :mod:`weaknas_ray.acquisition.functions`.
+        calibration: the ensemble std is divided by this (published 5).
+        **settings: every other :class:`WeakNAS` argument.
+    """
+
+    method = "weaknas-ei"
+    acquisition = "ei"
+
+    def __init__(self, space, max_sample: int, seed: int, n_members: int = 5, ei: str = "corrected",
+                 calibration: float = 5.0, **settings):
+        super().__init__(space, max_sample, seed, n_members=n_members, **settings)
+        incumbent(np.zeros(1), ei)  # validates the variant name now, not at iteration 1
+        if calibration <= 0:
+            raise ConfigError(f"{self.method}.calibration must be > 0, got {calibration}")
+        self.ei = ei
+        self.calibration = float(calibration)
+
+    def _request(self, z: int, k: int, excluded: np.ndarray, observed: np.ndarray) -> ScoreRequest:
+        return ScoreRequest(
+            "ei", n_top=N_LOGGED, k=k, excluded=excluded, best=incumbent(observed, self.ei), calibration=self.calibration
+        )
+
+    def _select(self, result: ChunkResult, z: int, k: int, excluded: np.ndarray) -> np.ndarray:
+        return result.candidates[:k].copy()
