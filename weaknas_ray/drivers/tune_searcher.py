@@ -1,0 +1,288 @@
+"""WeakNAS (or any ask/tell optimizer of ``weaknas_ray.engine``) as a Ray Tune ``Searcher``.
+
+Batch semantics (the HEBO pattern, design.md): the engine's ``ask`` gives one batch (one WeakNAS
+iteration); ``suggest`` hands it out one configuration at a time and then returns ``None`` until every
+trial of the batch has completed, tells the engine the whole batch, and asks for the next. At the budget
+it returns ``Searcher.FINISHED``, so run it with ``num_samples=-1``.
+
+Where the predictor trains: inline, in ``suggest``, in the Tune driver process. That never waits on a
+CPU the trials hold: the driver is not a trial, and under batch semantics no trial of this searcher runs
+while the next batch is being chosen. It does pause Tune's event loop for one predictor fit per batch
+(a second or so for small MLPs, several for the 4 x 1000 default on a large pool).
+
+Failures: an errored trial, a trial stopped before it reported the metric, or a NaN/missing metric still
+counts as a query (the architecture is never proposed again) and is told to the engine with the worst
+search value of the run so far (the lowest value told or in the same batch; 0.0 before any value is
+known). Its base index is listed in ``failed``. ``mode="min"`` negates the metric for the engine, which
+maximises.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import pickle
+from typing import Any
+
+import numpy as np
+from ray.tune.search import Searcher
+
+from weaknas_ray.drivers.tune_space import SubsetSpace, space_from_domains
+from weaknas_ray.engine import make_optimizer
+from weaknas_ray.exceptions import ConfigError
+from weaknas_ray.spaces.base import SearchSpace
+
+logger = logging.getLogger(__name__)
+
+# NOTE: names of the two extra config fields every suggestion carries beside ``space.params``.
+INDEX_KEY = "arch_index"
+ARCH_KEY = "arch"
+
+
+class WeakNASSearcher(Searcher):
+    """Suggests architectures of a finite space with an ask/tell optimizer, batch by batch.
+
+    Each suggestion is ``space.params(i)`` plus ``"arch_index"`` (the base space's index, e.g. the
+    NAS-Bench-201 index) and ``"arch"`` (its string).
+
+    Args:
+        space: a :class:`SearchSpace`, or a dict of ``tune.choice`` domains over the fields of
+            ``base_space`` (NAS-Bench-201 edge keys ``e1_0`` .. ``e3_2`` and op names); ``None`` to take
+            the dict from the Tuner's ``param_space`` (``set_search_properties``).
+        metric: the reported result key to optimise.
+        mode: ``"max"`` or ``"min"``.
+        max_sample: the budget: number of trials this searcher starts.
+        method: the optimizer's name (``weaknas``, ``weaknas-ei``, ``random``, ``evolution``, ``tpe``).
+        seed: seed of the optimizer (all its randomness derives from it).
+        points_to_evaluate: configurations to run in the first batch, before the optimizer's own; each
+            a dict with ``"arch"``, or every field of the space, or ``"arch_index"``. They count toward
+            ``max_sample``.
+        evaluated_rewards: known metric values of ``points_to_evaluate`` (same length); those points are
+            then told to the optimizer and not run, and do not count toward ``max_sample``.
+        base_space: the full space a dict ``space`` restricts; default: NAS-Bench-201 from the default
+            data folder.
+        **settings: the optimizer's own keyword arguments (``init_sample``, ``sample_each_iter``,
+            ``top_start``, ``top_end``, ``predictor``, ``predictor_params``, ...).
+
+    Raises:
+        ConfigError: bad mode, budget or points.
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace | dict[str, Any] | None = None,
+        metric: str | None = None,
+        mode: str | None = None,
+        max_sample: int = 100,
+        method: str = "weaknas",
+        seed: int = 0,
+        points_to_evaluate: list[dict[str, Any]] | None = None,
+        evaluated_rewards: list[float] | None = None,
+        base_space: SearchSpace | None = None,
+        **settings: Any,
+    ):
+        if mode not in (None, "max", "min"):
+            raise ConfigError(f"WeakNASSearcher: mode must be 'max' or 'min', got {mode!r}")
+        if int(max_sample) < 1:
+            raise ConfigError(f"WeakNASSearcher: max_sample must be at least 1, got {max_sample}")
+        if evaluated_rewards is not None and len(evaluated_rewards) != len(points_to_evaluate or []):
+            raise ConfigError(
+                f"WeakNASSearcher: evaluated_rewards has {len(evaluated_rewards)} values but points_to_evaluate "
+                f"has {len(points_to_evaluate or [])} points; give one reward per point"
+            )
+        super().__init__(metric=metric, mode=mode)
+        self.max_sample = int(max_sample)
+        self.method = method
+        self.seed = int(seed)
+        self.settings = settings
+        self._points = list(points_to_evaluate or [])
+        self._rewards = None if evaluated_rewards is None else [float(r) for r in evaluated_rewards]
+        self._base_space = base_space
+        self._space: SearchSpace | None = None
+        self._opt = None
+        self._max_concurrent: int | None = None
+        self._live: dict[str, int] = {}  # trial id -> engine index, for trials handed out and not complete
+        self._queue: list[int] = []  # engine indices of the current batch not yet handed out
+        self._batch: dict[int, float | None] = {}  # engine index -> engine value (None: failed) of the batch
+        self._n_batch = 0  # size of the current batch
+        self.failed: list[int] = []  # base indices of trials told with the worst value
+        if space is not None:
+            self._setup(space)
+
+    # ----- Tune hooks -------------------------------------------------------------------------
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+        """Take metric, mode and (when none was given) the space from the Tuner; ``False`` if the
+        searcher already has a space, as Tune expects."""
+        if self._opt is not None:
+            return False
+        self._metric = self._metric or metric
+        self._mode = self._mode or mode
+        if config:
+            self._setup(config)
+        return True
+
+    def set_max_concurrency(self, max_concurrent: int) -> bool:
+        """Run at most ``max_concurrent`` trials of a batch at once (batch semantics kept)."""
+        self._max_concurrent = int(max_concurrent) if max_concurrent and max_concurrent > 0 else None
+        return True
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        """The next configuration of the current batch; ``None`` while the batch is out and results are
+        missing; ``Searcher.FINISHED`` at the budget."""
+        if self._opt is None:
+            raise ConfigError("WeakNASSearcher: no search space; pass `space` or a Tuner `param_space`")
+        if self._metric is None or self._mode is None:
+            raise ConfigError("WeakNASSearcher: metric and mode are not set; pass them to the searcher")
+        if not self._queue:
+            if self._live:
+                return None
+            if self._opt.finished:
+                return Searcher.FINISHED
+            self._start_batch()
+            if not self._queue:
+                return None if self._live else Searcher.FINISHED
+        if self._max_concurrent is not None and len(self._live) >= self._max_concurrent:
+            return None
+        index = self._queue.pop(0)
+        self._live[trial_id] = index
+        return self.config_of(index)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        """Record the trial's metric (or a failure); tell the engine once the whole batch is in."""
+        index = self._live.pop(trial_id, None)
+        if index is None:
+            logger.warning("WeakNASSearcher: ignoring completion of unknown trial %s", trial_id)
+            return
+        value = None if error or not result else result.get(self._metric)
+        if value is None or not math.isfinite(float(value)):
+            logger.warning("WeakNASSearcher: trial %s (%s) gave no valid %r; counted with the worst value",
+                           trial_id, self.config_of(index)[ARCH_KEY], self._metric)
+            self._batch[index] = None
+        else:
+            self._batch[index] = self._engine_value(float(value))
+        if not self._queue and not self._live and len(self._batch) == self._n_batch:
+            self._tell_batch()
+
+    def save(self, checkpoint_path: str) -> None:
+        """Pickle the optimizer and the trial bookkeeping (no object refs) to ``checkpoint_path``."""
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(self.get_state(), f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Load what :meth:`save` wrote; pending trials resume under the same trial ids."""
+        with open(checkpoint_path, "rb") as f:
+            self.set_state(pickle.load(f))
+
+    def get_state(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in _STATE_KEYS}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        for key in _STATE_KEYS:
+            setattr(self, key, state[key])
+
+    # ----- public helpers ---------------------------------------------------------------------
+
+    @property
+    def optimizer(self):
+        """The wrapped ask/tell optimizer (its ``history`` holds engine indices and engine values)."""
+        return self._opt
+
+    @property
+    def space(self) -> SearchSpace | None:
+        """The space the optimizer searches (a :class:`SubsetSpace` for a restricted domain dict)."""
+        return self._space
+
+    def config_of(self, index: int) -> dict[str, Any]:
+        """The trial config of engine index ``index``: the architecture's fields, its base index and string."""
+        return {**self._space.params(index), INDEX_KEY: self._base_index(index), ARCH_KEY: self._space.arch_str(index)}
+
+    # ----- internals --------------------------------------------------------------------------
+
+    def _setup(self, space: SearchSpace | dict[str, Any]) -> None:
+        """Build the space and the optimizer (budget plus the pre-evaluated points)."""
+        if isinstance(space, dict):
+            space = space_from_domains(space, self._base_space or _default_base_space())
+        if not isinstance(space, SearchSpace):
+            raise ConfigError(f"WeakNASSearcher: space must be a SearchSpace or a dict of tune domains, got {type(space).__name__}")
+        self._space = space
+        n_known = len(self._rewards or [])
+        if self.max_sample + n_known > len(space):
+            raise ConfigError(
+                f"WeakNASSearcher: max_sample {self.max_sample} plus {n_known} evaluated points exceeds the "
+                f"{len(space)} architectures of {space.name}"
+            )
+        self._points = [self._engine_index(point) for point in self._points]
+        if len(set(self._points)) != len(self._points):
+            raise ConfigError(f"WeakNASSearcher: points_to_evaluate repeat an architecture: {self._points}")
+        if len(self._points) - n_known > self.max_sample:
+            raise ConfigError(
+                f"WeakNASSearcher: {len(self._points)} points_to_evaluate to run exceed max_sample {self.max_sample}"
+            )
+        self._opt = make_optimizer(self.method, space, self.max_sample + n_known, self.seed, **self.settings)
+
+    def _start_batch(self) -> None:
+        """Ask the next batch; the first one also carries ``points_to_evaluate`` (to run, or known).
+
+        The points join the optimizer's first iteration: they are marked pending after its ``ask`` (so
+        it never proposes them again) and asked architectures beyond the budget are handed back.
+        """
+        asked = [int(i) for i in self._opt.ask()]
+        points, self._points = self._points, []
+        known = dict(zip(points, self._rewards or []))
+        self._rewards = None
+        self._opt.pending[points] = True
+        batch = points + [i for i in asked if i not in points]
+        room = self._opt.max_sample - self._opt.n_told
+        self._opt.pending[batch[room:]] = False
+        batch = batch[:room]
+        self._batch = {index: self._engine_value(value) for index, value in known.items()}
+        self._queue = [i for i in batch if i not in known]
+        self._n_batch = len(batch)
+
+    def _tell_batch(self) -> None:
+        """Tell the engine the completed batch, failures with the worst value known."""
+        known = [v for v in self._batch.values() if v is not None] + self._opt.history.values
+        worst = min(known) if known else 0.0
+        indices = np.fromiter(self._batch, dtype=np.int64, count=len(self._batch))
+        values = np.array([worst if v is None else v for v in self._batch.values()], dtype=np.float64)
+        self.failed += [self._base_index(i) for i, v in self._batch.items() if v is None]
+        self._opt.tell(indices, values)
+        self._batch, self._n_batch = {}, 0
+
+    def _engine_value(self, value: float) -> float:
+        return -value if self._mode == "min" else value
+
+    def _base_index(self, index: int) -> int:
+        return self._space.base_index(index) if isinstance(self._space, SubsetSpace) else int(index)
+
+    def _engine_index(self, point: dict[str, Any]) -> int:
+        """The engine index of a ``points_to_evaluate`` entry."""
+        fields = self._space.param_choices() or {}
+        if ARCH_KEY in point:
+            return self._space.index_of(point[ARCH_KEY])
+        if fields and all(key in point for key in fields):
+            return self._space.index_of({key: point[key] for key in fields})
+        if INDEX_KEY in point:
+            index = int(point[INDEX_KEY])
+            if isinstance(self._space, SubsetSpace):
+                return self._space.local_index(index)
+            return int(self._space.check_indices(index)[0])
+        raise ConfigError(
+            f"WeakNASSearcher: point {point!r} names no architecture; give {ARCH_KEY!r}, {INDEX_KEY!r} or "
+            f"every field of {sorted(fields)}"
+        )
+
+
+# NOTE: everything that changes between suggest calls; the space is reachable through the optimizer.
+_STATE_KEYS = (
+    "_metric", "_mode", "_space", "_opt", "_max_concurrent", "_live", "_queue", "_batch", "_n_batch",
+    "_points", "_rewards", "failed",
+)
+
+
+def _default_base_space() -> SearchSpace:
+    """NAS-Bench-201 (CIFAR-10 table) from the default data folder: the space Tune domain dicts name."""
+    from weaknas_ray.benchmarks.registry import load_benchmark
+
+    return load_benchmark("nasbench201").space
