@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections import deque
+
 import numpy as np
 
 from weaknas_ray.engine.base import Optimizer
+from weaknas_ray.exceptions import ConfigError
 
 
 class RandomSearch(Optimizer):
@@ -30,3 +33,66 @@ class RandomSearch(Optimizer):
         batch = self._order[self._next : self._next + take]
         self._next += batch.size
         return batch
+
+
+# NOTE: a converged population can keep producing known children; after this many in a row the next
+# child is a random unevaluated architecture, so the budget is always spent.
+MAX_REVISITS = 10_000
+
+
+class RegularizedEvolution(Optimizer):
+    """Regularised (aging) evolution, Real et al. 2019: tournament selection, one mutation per child,
+    the oldest member leaves the population.
+
+    The first ``population`` queries are distinct random architectures (one batch); then each ``ask``
+    returns one child. A child that was evaluated before joins the population with its known value
+    (and ages out the oldest) without a new query.
+
+    Args:
+        space: a search space implementing ``mutate``.
+        max_sample: budget of distinct queries.
+        seed: repeat seed; all draws come from ``numpy.random.default_rng(seed)``.
+        population: population size (default 100).
+        sample: tournament size (default 25).
+    """
+
+    method = "evolution"
+
+    def __init__(self, space, max_sample: int, seed: int, population: int = 100, sample: int = 25):
+        super().__init__(len(space), max_sample, seed)
+        if population < 1 or not 1 <= sample <= population:
+            raise ConfigError(f"evolution: need population >= 1 and 1 <= sample <= population, got {population}, {sample}")
+        self.space = space
+        self.population = int(population)
+        self.sample = int(sample)
+        self._rng = np.random.default_rng(seed)
+        self._members: deque[tuple[int, float]] = deque()
+        self._known: dict[int, float] = {}
+
+    def _propose(self, room: int) -> np.ndarray:
+        if self.pending.any():
+            return np.empty(0, dtype=np.int64)
+        if self.n_told < self.population:
+            free = np.flatnonzero(~self.evaluated)
+            return self._rng.choice(free, size=min(self.population - self.n_told, room, free.size), replace=False)
+        for _ in range(MAX_REVISITS):
+            child = self.space.mutate(self._tournament(), self._rng)
+            if child not in self._known:
+                return np.array([child], dtype=np.int64)
+            self._join(child, self._known[child])
+        return self._rng.choice(np.flatnonzero(~self.evaluated), size=1)
+
+    def _tournament(self) -> int:
+        """The best of ``sample`` members drawn without replacement (the earliest drawn on a tie)."""
+        picks = self._rng.choice(len(self._members), size=min(self.sample, len(self._members)), replace=False)
+        return max((self._members[p] for p in picks), key=lambda member: member[1])[0]
+
+    def _join(self, index: int, value: float) -> None:
+        self._members.append((index, value))
+        if len(self._members) > self.population:
+            self._members.popleft()
+
+    def _observe(self, indices: np.ndarray, values: np.ndarray) -> None:
+        for i, v in zip(indices.tolist(), values.tolist()):
+            self._known[i] = v
+            self._join(i, v)

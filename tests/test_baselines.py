@@ -1,0 +1,71 @@
+"""Regularised evolution and Optuna TPE: distinct queries, known values for revisits, reproducible."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from weaknas_ray.drivers.loop import run_repeat
+from weaknas_ray.engine import make_optimizer
+from weaknas_ray.engine.testing import GridSpace
+from weaknas_ray.exceptions import ConfigError
+from weaknas_ray.spaces.base import ArraySpace, TableOracle
+
+
+def grid(n_dims: int = 3, n_opts: int = 4):
+    space = GridSpace({f"e{d}": [f"op{o}" for o in range(n_opts)] for d in range(n_dims)})
+    codes = np.array([space.decode(i) for i in range(len(space))])
+    oracle = TableOracle(-((codes - 2.2) ** 2).sum(axis=1) + 0.01 * np.arange(len(space)))
+    return space, oracle
+
+
+def _history(opt, oracle, pickle_at: int | None = None):
+    while not opt.finished:
+        if opt.n_told == pickle_at:
+            opt = pickle.loads(pickle.dumps(opt))
+        idx = opt.ask()
+        opt.tell(idx, oracle.evaluate(idx).search)
+    return opt
+
+
+@pytest.mark.parametrize(("method", "settings"), [("evolution", {"population": 10, "sample": 3}), ("tpe", {}), ("tpe", {"batch_size": 4})])
+def test_spends_the_whole_pool_on_distinct_queries(method, settings):
+    space, oracle = grid(3, 3)  # 27 architectures: the last queries need many re-proposals
+    df = run_repeat(make_optimizer(method, space, len(space), 0, **settings), oracle)
+    assert sorted(df["arch_index"]) == list(range(len(space)))
+
+
+@pytest.mark.parametrize(("method", "settings"), [("evolution", {"population": 10, "sample": 3}), ("tpe", {"batch_size": 3})])
+def test_reproducible_and_picklable(method, settings):
+    space, oracle = grid()
+    runs = [_history(make_optimizer(method, space, 40, seed, **settings), oracle, pickle_at) for seed, pickle_at in [(1, None), (1, 21), (2, None)]]
+    assert runs[0].history.indices == runs[1].history.indices != runs[2].history.indices
+
+
+def test_evolution_children_are_single_mutations_of_earlier_queries():
+    space, oracle = grid()
+    opt = make_optimizer("evolution", space, 50, 3, population=10, sample=3)
+    df = run_repeat(opt, oracle)
+    assert df.groupby("iteration").size().iloc[0] == 10 and (df.groupby("iteration").size().iloc[1:] == 1).all()
+    codes = np.array([space.decode(i) for i in df["arch_index"]])
+    for q in range(10, 50):
+        assert ((codes[:q] != codes[q]).sum(axis=1) == 1).any()
+    assert len(opt._members) == 10 and max(v for _, v in opt._members) <= df["search_value"].max()
+
+
+def test_tpe_tells_every_trial_its_architectures_value():
+    space, oracle = grid()
+    opt = _history(make_optimizer("tpe", space, 30, 0, batch_size=2), oracle)
+    trials = opt._study.trials
+    assert len(trials) >= 30 and all(t.value is not None for t in trials)
+    for t in trials:
+        assert t.value == oracle.search[space.index_of(t.params)]
+
+
+def test_tpe_needs_named_choices_and_evolution_valid_sizes():
+    with pytest.raises(ConfigError, match="'plain'.*param_choices"):
+        make_optimizer("tpe", ArraySpace(np.eye(5), name="plain"), 3, 0)
+    with pytest.raises(ConfigError, match="sample <= population"):
+        make_optimizer("evolution", grid()[0], 3, 0, population=5, sample=6)
