@@ -1,0 +1,447 @@
+"""NAS-Bench-101: cells as (upper-triangular adjacency of at most 7 nodes, op list), their canonical
+hash, the method's 45-feature encoding, and the CIFAR-10 tabular oracle.
+
+Op ids (the method's): input 0, conv1x1 1, conv3x3 2, maxpool3x3 3, output 4. A cell is pruned as
+NAS-Bench-101 does (nodes not on an input->output path are removed) and identified by NAS-Bench-101's
+``hash_module`` of the pruned graph, so isomorphic cells are one architecture. Stored cells keep the
+pruned graph in the top-left corner of a 7x7 matrix, ops padded with -1.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import math
+import warnings
+from functools import cached_property, lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from weaknas_ray.benchmarks.manifest import file_spec
+from weaknas_ray.benchmarks.paths import resolve_file
+from weaknas_ray.benchmarks.registry import Benchmark
+from weaknas_ray.benchmarks.store import Columns, cache_key, cache_path, cached_table, read_cache
+from weaknas_ray.benchmarks.tabular import SeededTableOracle
+from weaknas_ray.benchmarks.tfrecord import parse_model_metrics, read_records
+from weaknas_ray.exceptions import BenchmarkDataError, ConfigError, UnknownArchitectureError
+from weaknas_ray.spaces.base import SearchSpace
+
+OPS = ("input", "conv1x1-bn-relu", "conv3x3-bn-relu", "maxpool3x3", "output")
+INPUT, CONV1X1, CONV3X3, MAXPOOL3X3, OUTPUT = range(len(OPS))
+MAX_VERTICES = 7
+MAX_EDGES = 9
+NB101_REPEATS = 3  # training repeats per cell in the official file
+NASLIB_OPS = ("input", "output", "maxpool3x3", "conv1x1-bn-relu", "conv3x3-bn-relu")  # NASLib's op ids
+FULL_KEY = "nasbench101-full"  # cache of the official tfrecord: kept after the 499 MB file is deleted
+# NOTE: bump when the cached columns change, so old caches are rebuilt.
+SCHEMA_VERSION = 1
+# NOTE: hash_module labels ops by their index in NAS-Bench-101's config['available_ops']
+# (conv3x3, conv1x1, maxpool3x3), input -1 and output -2; changing this changes every hash.
+HASH_LABELS = {INPUT: -1, CONV3X3: 0, CONV1X1: 1, MAXPOOL3X3: 2, OUTPUT: -2}
+# NOTE: mutations tried before falling back to the nearest pool cell; in the full pool nearly every valid
+# mutation is in the pool, so this only bounds the time spent on sparse pools (about 0.3 ms a try).
+MUTATION_TRIES = 100
+
+
+def hash_module(matrix: np.ndarray, labels: list[int]) -> str:
+    """NAS-Bench-101's graph-invariant MD5 hash (``nasbench/lib/graph_util.py``): per-vertex hashes of
+    (out-degree, in-degree, label) refined ``n`` times with the sorted hashes of in- and out-neighbours.
+
+    Args:
+        matrix: adjacency, shape ``(n, n)``.
+        labels: one int label per vertex (see :data:`HASH_LABELS`).
+
+    Returns:
+        32 hex characters.
+    """
+    n = len(labels)
+    md5 = lambda text: hashlib.md5(text.encode("utf-8")).hexdigest()  # noqa: E731
+    hashes = [md5(str(h)) for h in zip(matrix.sum(axis=1).tolist(), matrix.sum(axis=0).tolist(), labels)]
+    for _ in range(n):
+        hashes = [
+            md5("".join(sorted(hashes[w] for w in range(n) if matrix[w, v])) + "|"
+                + "".join(sorted(hashes[w] for w in range(n) if matrix[v, w])) + "|" + hashes[v])
+            for v in range(n)
+        ]  # fmt: skip
+    return md5(str(sorted(hashes)))
+
+
+def prune(matrix: np.ndarray, ops: tuple[int, ...]) -> tuple[np.ndarray, tuple[int, ...]] | None:
+    """Drop vertices not on a path from input to output (``ModelSpec._prune``).
+
+    Returns:
+        The pruned ``(matrix (k, k) int8, ops)``, or ``None`` when the input does not reach the output.
+    """
+    n = len(ops)
+    reach_in, reach_out = {0}, {n - 1}
+    for start, seen, forward in ((0, reach_in, True), (n - 1, reach_out, False)):
+        frontier = [start]
+        while frontier:
+            top = frontier.pop()
+            for v in range(n):
+                if (matrix[top, v] if forward else matrix[v, top]) and v not in seen:
+                    seen.add(v)
+                    frontier.append(v)
+    keep = sorted(reach_in & reach_out)
+    if len(keep) < 2 or keep[0] != 0 or keep[-1] != n - 1:
+        return None
+    return np.ascontiguousarray(matrix[np.ix_(keep, keep)], dtype=np.int8), tuple(ops[i] for i in keep)
+
+
+def canonical(matrix, ops) -> tuple[np.ndarray, tuple[int, ...], str]:
+    """Check, prune and hash one cell as NAS-Bench-101 does.
+
+    Args:
+        matrix: adjacency, ``(n, n)`` with ``n <= 7``, upper-triangular, 0/1.
+        ops: ``n`` op ids or NAS-Bench-101 op names, input first and output last.
+
+    Returns:
+        ``(pruned matrix (k, k) int8, pruned op ids, hash)``.
+
+    Raises:
+        UnknownArchitectureError: not a valid NAS-Bench-101 cell (the message says why).
+    """
+    matrix = np.asarray(matrix)
+    try:
+        ops = tuple(OPS.index(op) if isinstance(op, str) else int(op) for op in ops)
+    except ValueError as exc:
+        raise UnknownArchitectureError(f"nasbench101: unknown op in {ops!r}; ops are {OPS}") from exc
+    n = len(ops)
+    why = (
+        f"matrix shape {matrix.shape} does not match {n} ops" if matrix.shape != (n, n)
+        else f"{n} vertices, at most {MAX_VERTICES} allowed" if n > MAX_VERTICES
+        else "matrix is not 0/1 upper-triangular" if np.any(np.tril(matrix) != 0) or np.any((matrix != 0) & (matrix != 1))
+        else "first op must be input and last op output" if n < 2 or ops[0] != INPUT or ops[-1] != OUTPUT
+        else "inner ops must be conv1x1, conv3x3 or maxpool3x3" if any(op not in (CONV1X1, CONV3X3, MAXPOOL3X3) for op in ops[1:-1])
+        else ""
+    )  # fmt: skip
+    pruned = None if why else prune(matrix, ops)
+    if not why and pruned is None:
+        why = "the input is not connected to the output"
+    elif pruned is not None and pruned[0].sum() > MAX_EDGES:
+        why = f"{int(pruned[0].sum())} edges after pruning, at most {MAX_EDGES} allowed"
+    if why:
+        raise UnknownArchitectureError(f"nasbench101: invalid cell ({why}): matrix={matrix.tolist()}, ops={ops}")
+    pmatrix, pops = pruned
+    return pmatrix, pops, hash_module(pmatrix, [HASH_LABELS[op] for op in pops])
+
+
+def encode(matrices: np.ndarray, ops: np.ndarray) -> np.ndarray:
+    """The method's 45-feature encoding: for each column ``c = 1..6``, the entries ``matrix[0..c-1, c]``
+    followed by a one-hot of op ``c`` over (conv1x1, conv3x3, maxpool3x3, output).
+
+    Args:
+        matrices: pruned graphs in the top-left corner, int, shape ``(n, 7, 7)``.
+        ops: op ids, shape ``(n, 7)``, -1 beyond a cell's size (so smaller cells encode as zeros there).
+
+    Returns:
+        float32, shape ``(n, 45)``.
+    """
+    onehot = (ops[:, :, None] == np.arange(CONV1X1, OUTPUT + 1)).astype(np.float32)  # (n, 7, 4)
+    blocks = [part for c in range(1, MAX_VERTICES) for part in (matrices[:, :c, c].astype(np.float32), onehot[:, c])]
+    return np.ascontiguousarray(np.concatenate(blocks, axis=1))
+
+
+def pad_cell(matrix: np.ndarray, ops: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """One pruned cell in the stored layout: ``(7, 7)`` int8 matrix, ``(7,)`` int8 ops padded with -1."""
+    k = len(ops)
+    padded = np.zeros((MAX_VERTICES, MAX_VERTICES), dtype=np.int8)
+    padded[:k, :k] = matrix
+    return padded, np.array(list(ops) + [-1] * (MAX_VERTICES - k), dtype=np.int8)
+
+
+class NASBench101Space(SearchSpace):
+    """A pool of NAS-Bench-101 cells (all 423,624, or a sample), one canonical cell per index.
+
+    Args:
+        hashes: canonical hash per cell, shape ``(n,)`` (str or bytes).
+        matrices: pruned adjacency in the top-left corner, shape ``(n, 7, 7)``.
+        ops: op ids, shape ``(n, 7)``, -1 padded.
+        params_m: optional trainable parameters (millions) per cell, shape ``(n,)``.
+    """
+
+    name = "nasbench101"
+
+    def __init__(self, hashes: np.ndarray, matrices: np.ndarray, ops: np.ndarray, params_m: np.ndarray | None = None):
+        self.hashes = np.asarray(hashes).astype(str)
+        self.matrices = np.asarray(matrices, dtype=np.int8)
+        self.ops = np.asarray(ops, dtype=np.int8)
+        self.params_m = params_m
+        n = len(self.hashes)
+        if self.matrices.shape != (n, MAX_VERTICES, MAX_VERTICES) or self.ops.shape != (n, MAX_VERTICES):
+            raise ValueError(f"expected matrices (n, 7, 7) and ops (n, 7) for n={n} hashes, got "
+                             f"{self.matrices.shape} and {self.ops.shape}")  # fmt: skip
+
+    @cached_property
+    def features(self) -> np.ndarray:
+        """The 45-feature encoding of :func:`encode`, float32 ``(n, 45)``."""
+        feats = encode(self.matrices, self.ops)
+        feats.setflags(write=False)
+        return feats
+
+    @cached_property
+    def _by_hash(self) -> dict[str, int]:
+        return {h: i for i, h in enumerate(self.hashes)}
+
+    def __len__(self) -> int:
+        return len(self.hashes)
+
+    def decode(self, index: int) -> tuple[np.ndarray, tuple[str, ...]]:
+        """The pruned cell at ``index``: ``(matrix (k, k) int8, k op names)``."""
+        i = int(self.check_indices(index)[0])
+        k = int((self.ops[i] >= 0).sum())
+        return self.matrices[i, :k, :k].copy(), tuple(OPS[op] for op in self.ops[i, :k])
+
+    def arch_str(self, index: int) -> str:
+        """``"<matrix rows joined by '/'> <op names joined by ','>"``, e.g.
+        ``"011/001/000 input,conv3x3-bn-relu,output"``; :meth:`index_of` parses it back."""
+        matrix, ops = self.decode(index)
+        return "/".join("".join(map(str, row)) for row in matrix.tolist()) + " " + ",".join(ops)
+
+    def index_of(self, arch) -> int:
+        """Index of a cell given as ``(matrix, ops)`` (ops as ids or names; any isomorphic, unpruned form),
+        an :meth:`arch_str` string, or a canonical hash.
+
+        Raises:
+            UnknownArchitectureError: invalid cell, or a valid cell that is not in this pool.
+        """
+        if isinstance(arch, str) and arch in self._by_hash:
+            return self._by_hash[arch]
+        if isinstance(arch, str):
+            try:
+                rows, names = arch.split(" ")
+                arch = ([[int(ch) for ch in row] for row in rows.split("/")], names.split(","))
+            except ValueError as exc:
+                raise UnknownArchitectureError(
+                    f"nasbench101: {arch!r} is neither a hash in the pool nor 'ROWS OPS' like '011/001/000 input,conv3x3-bn-relu,output'"
+                ) from exc
+        *_, digest = canonical(*arch)
+        if digest not in self._by_hash:
+            raise UnknownArchitectureError(f"nasbench101: valid cell {digest} is not in this pool of {len(self)} cells")
+        return self._by_hash[digest]
+
+    def mutate(self, index: int, rng: np.random.Generator) -> int:
+        """NAS-Bench-101's mutation (its regularised-evolution example, mutation rate 1): on the cell
+        padded to 7 vertices, flip each upper-triangular edge with probability 1/7 and change each inner op
+        with probability 1/5, until the result is a valid cell of the pool other than ``index``. In a sparse
+        pool (e.g. the 500-cell sample) that may never happen: after :data:`MUTATION_TRIES` tries, return a
+        pool cell at the smallest Hamming distance of features instead (uniformly among ties)."""
+        i = int(self.check_indices(index)[0])
+        k = int((self.ops[i] >= 0).sum())
+        base = np.zeros((MAX_VERTICES, MAX_VERTICES), dtype=np.int8)
+        nodes = [*range(k - 1), MAX_VERTICES - 1]  # old vertex -> vertex in the 7-vertex layout
+        base[np.ix_(nodes, nodes)] = self.matrices[i, :k, :k]
+        base_ops = rng.choice([CONV1X1, CONV3X3, MAXPOOL3X3], size=MAX_VERTICES)  # unused vertices: random ops
+        base_ops[nodes] = self.ops[i, :k]
+        upper = np.triu(np.ones((MAX_VERTICES, MAX_VERTICES), dtype=bool), 1)
+        for _ in range(MUTATION_TRIES):
+            matrix = base ^ (upper & (rng.random(base.shape) < 1 / MAX_VERTICES))
+            ops = base_ops.copy()
+            for v in np.flatnonzero(rng.random(MAX_VERTICES - 2) < 1 / (MAX_VERTICES - 2)) + 1:
+                ops[v] = rng.choice([op for op in (CONV1X1, CONV3X3, MAXPOOL3X3) if op != ops[v]])
+            try:
+                j = self.index_of((matrix, ops))
+            except UnknownArchitectureError:
+                continue
+            if j != i:
+                return j
+        distance = np.abs(self.features - self.features[i]).sum(axis=1)
+        distance[i] = np.inf
+        return int(rng.choice(np.flatnonzero(distance == distance.min())))
+
+    def describe(self, indices: np.ndarray) -> dict[str, list]:
+        if self.params_m is None:
+            return {}
+        return {"params_m": self.params_m[self.check_indices(indices)].tolist()}
+
+
+def _columns(cells: dict[str, dict], repeats: int) -> Columns:
+    """Per-hash records -> the cache columns, sorted by hash; per-repeat lists padded with NaN."""
+    hashes = sorted(cells)
+    padded = [pad_cell(cells[h]["matrix"], cells[h]["ops"]) for h in hashes]
+
+    def per_repeat(name: str) -> np.ndarray:
+        out = np.full((len(hashes), repeats), np.nan)
+        for row, h in enumerate(hashes):
+            values = cells[h][name][:repeats]
+            out[row, : len(values)] = values
+        return out
+
+    valid, test, time = per_repeat("valid"), per_repeat("test"), per_repeat("time")
+    return {
+        "hash": np.array(hashes, dtype="S32"),
+        "matrix": np.stack([m for m, _ in padded]) if padded else np.zeros((0, MAX_VERTICES, MAX_VERTICES), np.int8),
+        "ops": np.stack([o for _, o in padded]) if padded else np.zeros((0, MAX_VERTICES), np.int8),
+        "valid_acc_seeds": valid,
+        "valid_acc": np.nanmean(valid, axis=1),
+        "test_acc": np.nanmean(test, axis=1) if np.isfinite(test).any() else test[:, 0],
+        "train_time_s": np.nanmean(time, axis=1) if np.isfinite(time).any() else time[:, 0],
+        "params_m": np.array([cells[h]["params_m"] for h in hashes], dtype=np.float64),
+    }
+
+
+def convert_tfrecord(path: Path, epochs: int = 108, verify_data_crc: bool = False) -> Columns:
+    """The official ``nasbench_only108.tfrecord`` (or ``nasbench_full``, filtered to ``epochs``) -> cache
+    columns: one row per cell with its 3 training repeats' final validation / test accuracy (percent) and
+    training time, their means, and the trainable parameters (millions).
+
+    Raises:
+        BenchmarkDataError: bad framing, or a record that is not ``[hash, epochs, adjacency, ops, metrics]``.
+    """
+    cells: dict[str, dict] = {}
+    for number, data in enumerate(read_records(path, verify_data_crc)):
+        try:
+            module_hash, record_epochs, raw_adjacency, raw_operations, raw_metrics = json.loads(data.decode("utf-8"))
+            if record_epochs != epochs:
+                continue
+            dim = math.isqrt(len(raw_adjacency))
+            matrix = np.array([int(ch) for ch in raw_adjacency], dtype=np.int8).reshape(dim, dim)
+            ops = tuple(OPS.index(op) for op in raw_operations.split(","))
+            metrics = parse_model_metrics(base64.b64decode(raw_metrics, validate=True))
+            final = metrics["evaluation_data"][-1]
+            cell = cells.setdefault(module_hash, {"matrix": matrix, "ops": ops, "valid": [], "test": [], "time": [],
+                                                  "params_m": metrics["trainable_parameters"] / 1e6})  # fmt: skip
+            cell["valid"].append(100.0 * final["validation_accuracy"])
+            cell["test"].append(100.0 * final["test_accuracy"])
+            cell["time"].append(final["training_time"])
+        except (ValueError, TypeError, KeyError, IndexError, binascii.Error) as exc:
+            raise BenchmarkDataError(
+                f"{path}: record {number} is not a NAS-Bench-101 record [hash, epochs, adjacency, ops, metrics] ({exc!r})"
+            ) from exc
+    if not cells:
+        raise BenchmarkDataError(f"{path}: no records with {epochs} epochs")
+    return _columns(cells, repeats=NB101_REPEATS)
+
+
+def convert_naslib_json(path: Path) -> Columns:
+    """NASLib's ``zc_nasbench101.json`` sample -> cache columns. Its keys are unpruned 7-vertex cells
+    (49 adjacency entries row by row, then 7 op ids in NASLib's order input, output, maxpool3x3, conv1x1,
+    conv3x3) and its ``val_accuracy`` is one training repeat's; isomorphic records are merged into one cell
+    whose validation accuracy is the mean over its records. No test accuracy or time (NaN).
+
+    Raises:
+        BenchmarkDataError: not JSON, wrong structure, or an invalid cell.
+    """
+    try:
+        records = json.loads(Path(path).read_text())["nasbench101"]["cifar10"]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise BenchmarkDataError(f"{path}: not a NASLib zc_nasbench101 JSON ({{'nasbench101': {{'cifar10': ...}}}}): {exc!r}") from exc
+    cells: dict[str, dict] = {}
+    for key, record in records.items():
+        try:
+            values = [int(v) for v in key.strip("()").split(",")]
+            if len(values) != MAX_VERTICES * MAX_VERTICES + MAX_VERTICES:
+                raise ValueError(f"{len(values)} entries, expected 56")
+            matrix = np.array(values[: MAX_VERTICES**2]).reshape(MAX_VERTICES, MAX_VERTICES)
+            matrix, ops, digest = canonical(matrix, [NASLIB_OPS[v] for v in values[MAX_VERTICES**2 :]])
+            cell = cells.setdefault(digest, {"matrix": matrix, "ops": ops, "valid": [], "test": [], "time": [],
+                                             "params_m": float(record["params"])})  # fmt: skip
+            cell["valid"].append(float(record["val_accuracy"]))
+        except (ValueError, KeyError, TypeError, IndexError, UnknownArchitectureError) as exc:
+            raise BenchmarkDataError(f"{path}: entry {key[:40]!r}...: {exc}") from exc
+    # NOTE: a cell appears up to ~55 times in the sample; the mean over its records stands in for the mean over seeds.
+    columns = _columns(cells, repeats=max(len(c["valid"]) for c in cells.values()))
+    columns["valid_acc_seeds"] = np.full((len(cells), NB101_REPEATS), np.nan)  # records are not seeds
+    return columns
+
+
+def convert_tfrecord_to_cache(path: Path, verify_checksum: bool = True, verify_data_crc: bool = False) -> Path:
+    """Convert the official tfrecord once into the cache that :func:`load_benchmark` reads from then on
+    (the tfrecord itself may then be deleted).
+
+    Args:
+        path: ``nasbench_only108.tfrecord`` (or ``nasbench_full.tfrecord`` with ``verify_checksum=False``).
+        verify_checksum: compare the file's sha256 and cell count with the manifest.
+        verify_data_crc: also check every record's CRC (slow; the checksum already covers the official file).
+
+    Returns:
+        The cache file written.
+    """
+    spec = file_spec("nasbench101_tfrecord")
+    cached_table(
+        FULL_KEY, Path(path), lambda source: convert_tfrecord(source, verify_data_crc=verify_data_crc),
+        schema_version=SCHEMA_VERSION, expected_sha256=spec.sha256 if verify_checksum else None,
+        rows=spec.rows if verify_checksum else None, how_to_get=spec.source,
+    )  # fmt: skip
+    return cache_path(FULL_KEY)
+
+
+def _locate(data_dir: str | None) -> tuple[str, Path, int, int]:
+    """Which table to load: the official tfrecord where found, else its cache, else the NASLib sample.
+    Returns ``(kind, path, size, mtime_ns)``, the per-process cache key."""
+    full, sample = file_spec("nasbench101_tfrecord"), file_spec("nasbench101_naslib")
+    try:
+        kind, path = "tfrecord", resolve_file(full.path, data_dir, full.source)
+    except BenchmarkDataError as missing_full:
+        if cache_path(FULL_KEY).is_file():
+            kind, path = "cache", cache_path(FULL_KEY)
+        else:
+            try:
+                kind, path = "naslib", resolve_file(sample.path, data_dir, sample.source)
+            except BenchmarkDataError as missing_sample:
+                raise BenchmarkDataError(f"{missing_full}\nNor is its fallback sample here:\n{missing_sample}") from None
+    stat = path.stat()
+    return kind, path.resolve(), stat.st_size, stat.st_mtime_ns
+
+
+@lru_cache(maxsize=4)
+def _load(kind: str, path: Path, size: int, mtime_ns: int) -> tuple[Columns, NASBench101Space]:
+    """The table and its space, once per (file, size, mtime) and process."""
+    if kind == "cache":
+        cached = read_cache(FULL_KEY)
+        if cached is None or cached[1].get("schema_version") != SCHEMA_VERSION:
+            raise BenchmarkDataError(f"{path}: unreadable or outdated cache; convert the tfrecord again "
+                                     "with `weaknas-ray data convert nasbench101 --tfrecord PATH`")  # fmt: skip
+        columns = cached[0]
+    else:
+        spec = file_spec("nasbench101_tfrecord" if kind == "tfrecord" else "nasbench101_naslib")
+        key = FULL_KEY if kind == "tfrecord" else cache_key("nasbench101-naslib", path)
+        convert = convert_tfrecord if kind == "tfrecord" else convert_naslib_json
+        rows = spec.rows if kind == "tfrecord" else None  # the sample's 500 records merge into fewer cells
+        columns = cached_table(key, path, convert, schema_version=SCHEMA_VERSION, expected_sha256=spec.sha256,
+                               rows=rows, how_to_get=spec.source)  # fmt: skip
+    for column in columns.values():
+        column.setflags(write=False)
+    return columns, NASBench101Space(columns["hash"], columns["matrix"], columns["ops"], columns["params_m"])
+
+
+def load_benchmark(dataset: str = "cifar10", data_dir: str | None = None, noisy: bool = False) -> Benchmark:
+    """NAS-Bench-101 on CIFAR-10: search on the validation accuracy (mean over the 3 training repeats),
+    report the test accuracy, cost = training time in seconds.
+
+    Loaded from the official ``nasbench_only108.tfrecord`` (converted once into the cache) or its cache.
+    When neither is present, falls back with a warning to NASLib's 500-record sample
+    (``naslib_zc_nasbench101_500.json``, 292 distinct cells): it has no test accuracy, so there
+    ``reported`` = validation accuracy and there is no cost and no per-seed data.
+
+    Args:
+        dataset: only ``"cifar10"``.
+        data_dir: a data root searched before the default ones.
+        noisy: search on one training repeat's validation accuracy per cell, drawn in
+            ``oracle.for_repeat(seed)`` (official data only).
+
+    Raises:
+        ConfigError: unknown dataset, or ``noisy`` without per-seed data.
+        BenchmarkDataError: no data found (the message lists the places looked in) or a bad file.
+    """
+    if dataset != "cifar10":
+        raise ConfigError(f"benchmark.dataset: NAS-Bench-101 has only 'cifar10', got {dataset!r}")
+    kind, path, size, mtime_ns = _locate(data_dir)
+    columns, space = _load(kind, path, size, mtime_ns)
+    test, time = columns["test_acc"], columns["train_time_s"]
+    if kind == "naslib":
+        warnings.warn(
+            f"nasbench101: the official nasbench_only108.tfrecord was not found; using NASLib's sample {path} "
+            f"({len(space)} cells) which has no test accuracy: reported = validation accuracy",
+            stacklevel=2,
+        )
+        if noisy:
+            raise ConfigError("benchmark.noisy: the NASLib NAS-Bench-101 sample has no per-seed accuracies")
+    oracle = SeededTableOracle(
+        columns["valid_acc"], columns["valid_acc"] if kind == "naslib" else test,
+        None if kind == "naslib" else time, seed_search=columns["valid_acc_seeds"] if noisy else None,
+    )  # fmt: skip
+    return Benchmark("nasbench101/cifar10", space, oracle)
