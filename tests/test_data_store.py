@@ -156,3 +156,26 @@ def test_index_must_be_in_order(roots):
     path.write_text("\n".join([lines[0], lines[2], lines[1]]) + "\n")
     with pytest.raises(BenchmarkDataError, match="'index' is not 0..1"):
         convert(path)
+
+
+def test_cli_data_list_and_check(shared_data, capsys):
+    from weaknas_ray.cli import main
+
+    assert main(["data", "list", "--data-dir", str(shared_data)]) == 0
+    out = capsys.readouterr().out
+    assert "nasbench201            nasbench201  found      15625" in out
+    assert "nasbench101_tfrecord   nasbench101  missing" in out and "storage.googleapis.com" in out
+    assert main(["data", "check", "--data-dir", str(shared_data)]) == 0
+    out = capsys.readouterr().out
+    assert "nasbench201/cifar10: 15,625 cells; optimum cifar10-valid valid 91.61, cifar10 test 94.37" in out
+    assert "nasbench201/cifar100: 15,625 cells; optimum valid 73.49, test 73.51" in out
+    assert "nasbench201/ImageNet16-120: 15,625 cells; optimum valid 46.73, test 47.31" in out
+    assert "nasbench101/cifar10: 292 cells" in out and "no test accuracy" in out
+
+
+def test_cli_data_list_flags_corrupt_file(roots, capsys):
+    from weaknas_ray.cli import main
+
+    tiny_csv(roots / "cli" / "nasbench201" / "nb201_200ep.csv")
+    assert main(["data", "list", "--data-dir", str(roots / "cli")]) == 1
+    assert "nasbench201            nasbench201  corrupt" in capsys.readouterr().out

@@ -270,3 +270,12 @@ def test_dataset_and_noisy_options(shared_data, cache):
     with pytest.warns(UserWarning), pytest.raises(ConfigError, match="per-seed"):
         nb101.load_benchmark(data_dir=shared_data, noisy=True)
     assert store.cache_path(nb101.FULL_KEY).parent == cache
+
+
+def test_cli_convert(tfrecord, cache, capsys):
+    from weaknas_ray.cli import main
+
+    assert main(["data", "convert", "nasbench101", "--tfrecord", str(tfrecord), "--no-checksum", "--verify-crc"]) == 0
+    assert str(cache / f"{nb101.FULL_KEY}.npz") in capsys.readouterr().out
+    assert main(["data", "convert", "nasbench101", "--tfrecord", str(tfrecord)]) == 2  # not the official file
+    assert "checksum mismatch" in capsys.readouterr().err

@@ -1,0 +1,95 @@
+"""``weaknas-ray data list | check | convert``: the benchmark files, their state, and conversions."""
+
+from __future__ import annotations
+
+import argparse
+
+# NOTE: benchmark -> (datasets, label of the search split, label of the reported split) for `data check`.
+CHECKS = {
+    "nasbench201": (("cifar10", "cifar10-valid valid", "cifar10 test"), ("cifar100", "valid", "test"),
+                    ("ImageNet16-120", "valid", "test")),
+    "nasbench101": (("cifar10", "valid", "test"),),
+}  # fmt: skip
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("data", help="benchmark data: list files, check them, convert official formats")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, func, text in (
+        ("list", list_files, "each benchmark file: where it was found, status (found / missing / corrupt), rows"),
+        ("check", check, "load every available benchmark and print its size and optimum per dataset and split"),
+    ):
+        action = actions.add_parser(name, help=text, description=text)
+        action.add_argument("--data-dir", default=None, help="data root searched first (before $WEAKNAS_DATA)")
+        action.set_defaults(func=func)
+    convert = actions.add_parser("convert", help="convert an official benchmark file into the cache")
+    convert.add_argument("benchmark", choices=["nasbench101"])
+    convert.add_argument("--tfrecord", required=True, help="path of nasbench_only108.tfrecord")
+    convert.add_argument("--no-checksum", action="store_true",
+                         help="accept a file other than the manifest's (e.g. nasbench_full.tfrecord, 108 epochs kept)")
+    convert.add_argument("--verify-crc", action="store_true", help="also check every record's CRC (slow)")
+    convert.set_defaults(func=convert_file)
+
+
+def list_files(args: argparse.Namespace) -> int:
+    """One line per manifest file; returns 1 when any found file is corrupt."""
+    from weaknas_ray.benchmarks.manifest import load_manifest
+    from weaknas_ray.benchmarks.paths import resolve_file
+    from weaknas_ray.benchmarks.store import cache_path, verify_checksum
+    from weaknas_ray.exceptions import BenchmarkDataError
+    from weaknas_ray.spaces.nasbench101 import FULL_KEY
+
+    corrupt = 0
+    print(f"{'file':22} {'benchmark':12} {'status':8} {'rows':>7}  path")
+    for spec in load_manifest().values():
+        try:
+            path = resolve_file(spec.path, args.data_dir)
+        except BenchmarkDataError:
+            print(f"{spec.key:22} {spec.benchmark:12} {'missing':8} {'-':>7}  {spec.path} (source: {spec.source})")
+            continue
+        try:
+            verify_checksum(path, spec.sha256)
+            status = "found"
+        except BenchmarkDataError:
+            status, corrupt = "corrupt", corrupt + 1
+        rows = spec.rows if status == "found" and spec.rows is not None else "-"
+        print(f"{spec.key:22} {spec.benchmark:12} {status:8} {rows:>7}  {path}")
+    full_cache = cache_path(FULL_KEY)
+    print(f"{'nasbench101 cache':22} {'nasbench101':12} {'found' if full_cache.is_file() else 'missing':8} "
+          f"{'-':>7}  {full_cache} (from `weaknas-ray data convert nasbench101`)")  # fmt: skip
+    return 1 if corrupt else 0
+
+
+def check(args: argparse.Namespace) -> int:
+    """Load each benchmark's datasets, print cells and optima; returns 1 when one failed to load."""
+    import warnings
+
+    from weaknas_ray.benchmarks.registry import load_benchmark
+    from weaknas_ray.exceptions import WeakNASError
+
+    failed = 0
+    for name, datasets in CHECKS.items():
+        for dataset, search_label, reported_label in datasets:
+            try:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    bench = load_benchmark(name, dataset=dataset, data_dir=args.data_dir)
+            except WeakNASError as exc:
+                failed += 1
+                print(f"{name}/{dataset}: FAILED: {exc}")
+                continue
+            search, reported = bench.oracle.optimum
+            best = bench.oracle.optimum_indices.tolist()
+            print(f"{bench.name}: {len(bench.space):,} cells; optimum {search_label} {search:.2f}, "
+                  f"{reported_label} {reported:.2f} (index {', '.join(map(str, best))})")  # fmt: skip
+            for warning in caught:
+                print(f"  note: {warning.message}")
+    return 1 if failed else 0
+
+
+def convert_file(args: argparse.Namespace) -> int:
+    from weaknas_ray.spaces.nasbench101 import convert_tfrecord_to_cache
+
+    written = convert_tfrecord_to_cache(args.tfrecord, verify_checksum=not args.no_checksum, verify_data_crc=args.verify_crc)
+    print(f"wrote {written}; `weaknas-ray data check` now loads NAS-Bench-101 from it")
+    return 0
