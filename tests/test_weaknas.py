@@ -6,6 +6,7 @@ import functools
 import pickle
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -123,7 +124,9 @@ def test_fixed_seed_reproduces_the_run(method):
     assert _tiny_run(method, 5, pickle_midway=True) == first
     assert _tiny_run(method, 6) != first
     code = f"from tests.test_weaknas import _tiny_run; print(_tiny_run({method!r}, 5))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120, cwd=Path(__file__).parents[1]
+    )
     assert out.stdout.strip() == str(first)
 
 

@@ -147,6 +147,7 @@ class WeakNASEI(WeakNAS):
         ei: ``"corrected"`` (incumbent = best observed) or ``"faithful"`` (the published code's
             incumbent = minus the worst observed); see :mod:`weaknas_ray.acquisition.functions`.
         calibration: the ensemble std is divided by this (published 5).
+        pool_scorer: as in :class:`WeakNAS` (named here so that drivers can see it in the signature).
         **settings: every other :class:`WeakNAS` argument.
     """
 
@@ -154,8 +155,8 @@ class WeakNASEI(WeakNAS):
     acquisition = "ei"
 
     def __init__(self, space, max_sample: int, seed: int, n_members: int = 5, ei: str = "corrected",
-                 calibration: float = 5.0, **settings):
-        super().__init__(space, max_sample, seed, n_members=n_members, **settings)
+                 calibration: float = 5.0, pool_scorer: PoolScorer | None = None, **settings):
+        super().__init__(space, max_sample, seed, n_members=n_members, pool_scorer=pool_scorer, **settings)
         incumbent(np.zeros(1), ei)  # validates the variant name now, not at iteration 1
         if calibration <= 0:
             raise ConfigError(f"{self.method}.calibration must be > 0, got {calibration}")
