@@ -24,7 +24,7 @@ from weaknas_ray.exceptions import ConfigError, WeakNASError
 ACQUISITIONS = ("mean", "ei")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ScoreRequest:
     """What one iteration asks of pool scoring; picklable, sent along with every chunk.
 
@@ -52,7 +52,7 @@ class ScoreRequest:
         object.__setattr__(self, "excluded", np.unique(np.asarray(self.excluded, dtype=np.int64)))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ChunkResult:
     """The selection from one chunk of the pool, or from the whole pool after :func:`merge_chunks`.
 
