@@ -1,0 +1,35 @@
+"""``weaknas-ray report DIR [DIR ...]``: redraw summary and figures from saved runs, and compare runs."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("report", help="redraw summary.json and plots of saved runs; compare several runs")
+    parser.add_argument("dirs", nargs="+", metavar="DIR", help="output folders of runs")
+    parser.add_argument("--log-x", action="store_true", help="logarithmic query axis in curves.png")
+    parser.add_argument("--no-dynamics", action="store_true", help="skip search_dynamics.png (t-SNE)")
+    parser.add_argument("--compare", default="comparison.png",
+                        help="with several DIRs: the comparison figure, written in the current folder")
+    parser.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from weaknas_ray.results.aggregate import summary_table
+    from weaknas_ray.results.plots import plot_curves
+    from weaknas_ray.results.records import RunStore
+    from weaknas_ray.results.report import write_report
+
+    stores = [RunStore(d) for d in args.dirs]
+    for store in stores:
+        summary = write_report(store, log_x=args.log_x, dynamics=not args.no_dynamics)
+        print(f"== {store.root} ({summary['benchmark']})\n{summary_table(summary)}")
+    if len(stores) > 1:
+        max_sample = max(s.load_config()["search"]["max_sample"] for s in stores)
+        runs = {f"{s.root.name}: ": s.results() for s in stores}
+        optima = {(s.load_meta().get("optimum") or {}).get("reported") for s in stores}
+        optimum = optima.pop() if len(optima) == 1 else None  # one line only when all runs share it
+        print(f"comparison written to {plot_curves(runs, max_sample, Path(args.compare), optimum, args.log_x)}")
+    return 0

@@ -1,0 +1,324 @@
+"""Run configuration: schema, YAML loading, overrides and validation.
+
+A config is a nested dict with five sections (see ``configs/*.yaml``)::
+
+    name: nb201-cifar10-quick          # shown in summaries and plots
+    benchmark: {name: nasbench201, dataset: cifar10}   # every key but name/loader goes to the loader
+    search: {methods: [weaknas, random], repeats: 4, seed: 0, max_sample: 100, ...}
+    methods: {weaknas: {predictor: mlp, predictor_params: {...}}}   # per-method constructor settings
+    ray: {address: null, num_cpus: null, cpus_per_repeat: 1, ...}
+    output: outputs/default
+
+A file is merged over :data:`BASE` (neutral settings, the published WeakNAS schedule); running with no
+file uses :data:`QUICK_DEFAULT` over :data:`BASE`. Every error names the key path, what was received and
+what was expected. Repeat ``r`` of a run uses seed ``search.seed + r`` for every method.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from weaknas_ray.exceptions import ConfigError
+
+# NOTE: neutral defaults: the published schedule (constant top-N = 100, batches of 10); budgets are small.
+BASE: dict[str, Any] = {
+    "name": "weaknas-run",
+    "benchmark": {"name": "nasbench201", "dataset": "cifar10"},
+    "search": {
+        "methods": ["weaknas", "random"],
+        "repeats": 3,
+        "seed": 0,
+        "max_sample": 100,
+        "stop_at_optimum": False,
+        "init_sample": 10,
+        "sample_each_iter": 10,
+        "top_start": 100,
+        "top_end": 100,
+        "top_decay": 0.96,
+    },
+    "methods": {},
+    "ray": {
+        "address": None,
+        "num_cpus": None,
+        "cpus_per_repeat": 1,
+        "num_gpus_per_repeat": 0.0,
+        "chunk_size": None,
+        "cpus_per_chunk": 1,
+        "max_retries": 1,
+        "object_store_memory": None,
+    },
+    "output": "outputs/run",
+}
+
+# NOTE: the no-argument job must finish in a few minutes on 2 cores: a 2 x 256 MLP instead of the
+# published 4 x 1000, 100 queries, stop once the global optimum is found.
+QUICK_DEFAULT: dict[str, Any] = {
+    "name": "nb201-cifar10-quick",
+    "benchmark": {"name": "nasbench201", "dataset": "cifar10"},
+    "search": {"methods": ["weaknas", "random"], "repeats": 4, "max_sample": 100, "stop_at_optimum": True},
+    "methods": {"weaknas": {"predictor": "mlp", "predictor_params": {"hidden": [256, 256]}}},
+    "output": "outputs/default",
+}
+
+# Keys that do not change results: they may differ when a run is resumed.
+RESUMABLE_KEYS = ("ray.", "output", "search.repeats")
+
+
+@dataclass(frozen=True)
+class _Field:
+    """One scalar setting: accepted types, whether null is allowed, and a range/choice check."""
+
+    types: tuple[type, ...]
+    nullable: bool = False
+    check: Callable[[Any], str | None] | None = None  # returns the expectation when the value is bad
+
+
+def _at_least(low: float) -> Callable[[Any], str | None]:
+    return lambda v: None if v >= low else f">= {low}"
+
+
+def _in_unit_interval(v: float) -> str | None:
+    return None if 0 < v <= 1 else "in (0, 1]"
+
+
+def _fraction_or_whole(v: float) -> str | None:
+    return None if v >= 0 and (v <= 1 or float(v).is_integer()) else "0..1 or a whole number of GPUs"
+
+
+_INT, _NUM, _STR, _BOOL = (int,), (int, float), (str,), (bool,)
+
+SCHEMA: dict[str, Any] = {
+    "name": _Field(_STR),
+    "output": _Field(_STR),
+    "search": {
+        "methods": _Field((list,)),
+        "repeats": _Field(_INT, check=_at_least(1)),
+        "seed": _Field(_INT, check=_at_least(0)),
+        "max_sample": _Field(_INT, check=_at_least(1)),
+        "stop_at_optimum": _Field(_BOOL),
+        "init_sample": _Field(_INT, check=_at_least(1)),
+        "sample_each_iter": _Field(_INT, check=_at_least(1)),
+        "top_start": _Field(_INT, check=_at_least(1)),
+        "top_end": _Field(_INT, check=_at_least(1)),
+        "top_decay": _Field(_NUM, check=_in_unit_interval),
+    },
+    "ray": {
+        "address": _Field(_STR, nullable=True),
+        "num_cpus": _Field(_INT, nullable=True, check=_at_least(1)),
+        "cpus_per_repeat": _Field(_NUM, check=lambda v: None if v > 0 else "> 0"),
+        "num_gpus_per_repeat": _Field(_NUM, check=_fraction_or_whole),
+        "chunk_size": _Field(_INT, nullable=True, check=_at_least(0)),
+        "cpus_per_chunk": _Field(_NUM, check=lambda v: None if v > 0 else "> 0"),
+        "max_retries": _Field(_INT, check=_at_least(0)),
+        "object_store_memory": _Field(_INT, nullable=True, check=_at_least(78 * 1024 * 1024)),
+    },
+}
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The resolved, validated config.
+
+    Args:
+        path: a YAML file merged over :data:`BASE`; ``None`` uses the embedded :data:`QUICK_DEFAULT`.
+        overrides: dotted key -> value (e.g. ``{"search.repeats": 2}``), applied last; ``None`` values
+            are skipped (an unset command-line flag).
+
+    Returns:
+        The full config dict (every key of :data:`BASE`).
+
+    Raises:
+        ConfigError: unreadable file, unknown key, wrong type or impossible value; the message names the key.
+    """
+    config = copy.deepcopy(BASE)
+    if path is None:
+        _merge(config, QUICK_DEFAULT, "")
+    else:
+        _merge(config, read_yaml(path), "", source=str(path))
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            set_key(config, key, value)
+    validate(config)
+    return config
+
+
+def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    """A YAML mapping from ``path``; raises ConfigError naming the file when missing or malformed."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(path)!r} must hold a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def dump_yaml(config: dict[str, Any]) -> str:
+    """``config`` as YAML text in key order (the form saved as ``config.yaml``)."""
+    import yaml
+
+    return yaml.safe_dump(config, sort_keys=False, default_flow_style=None)
+
+
+def set_key(config: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``config[a][b]`` for ``dotted = "a.b"``, creating open sections (``methods.weaknas``) on the way.
+
+    Raises:
+        ConfigError: a path component is unknown or not a section.
+    """
+    *parents, leaf = dotted.split(".")
+    node = config
+    for depth, part in enumerate(parents):
+        here = ".".join(parents[: depth + 1])
+        if part not in node:
+            if not _is_open(parents[:depth]):
+                raise ConfigError(f"{here}: unknown key; known keys at this level: {sorted(node)}")
+            node[part] = {}
+        if not isinstance(node[part], dict):
+            raise ConfigError(f"{here}: is a value, not a section, so {dotted!r} cannot be set")
+        node = node[part]
+    if leaf not in node and not _is_open(parents):
+        raise ConfigError(f"{dotted}: unknown key; known keys at this level: {sorted(node)}")
+    node[leaf] = value
+
+
+def validate(config: dict[str, Any]) -> None:
+    """Check types, ranges and cross-key constraints of a full config.
+
+    Raises:
+        ConfigError: naming the first bad key, the value received and what is expected.
+    """
+    from weaknas_ray.benchmarks.registry import BENCHMARKS
+    from weaknas_ray.engine import METHODS
+
+    for key in config:
+        if key not in BASE:
+            raise ConfigError(f"{key}: unknown section; known sections: {sorted(BASE)}")
+    _check_fields(config, SCHEMA, "")
+    bench = config["benchmark"]
+    if not isinstance(bench, dict):
+        raise ConfigError(f"benchmark: expected a mapping, got {bench!r}")
+    if ("name" in bench) == ("loader" in bench):
+        raise ConfigError("benchmark: give exactly one of 'name' (a registered benchmark) or 'loader' ('module:function')")
+    if "name" in bench and bench["name"] not in BENCHMARKS:
+        raise ConfigError(f"benchmark.name: unknown benchmark {bench['name']!r}; choose one of {sorted(BENCHMARKS)}")
+    if "loader" in bench and (not isinstance(bench["loader"], str) or bench["loader"].count(":") != 1):
+        raise ConfigError(f"benchmark.loader: expected 'module:function', got {bench['loader']!r}")
+    search = config["search"]
+    methods = search["methods"]
+    if not methods or len(set(map(str, methods))) != len(methods):
+        raise ConfigError(f"search.methods: expected a non-empty list of distinct method names, got {methods!r}")
+    for name in [*methods, *config["methods"]]:
+        if name not in METHODS:
+            where = "search.methods" if name in methods else f"methods.{name}"
+            raise ConfigError(f"{where}: unknown method {name!r}; choose from {sorted(METHODS)}")
+    for name, settings in config["methods"].items():
+        if not isinstance(settings, dict):
+            raise ConfigError(f"methods.{name}: expected a mapping of constructor settings, got {settings!r}")
+    if search["init_sample"] > search["max_sample"]:
+        raise ConfigError(
+            f"search.init_sample: {search['init_sample']} exceeds search.max_sample ({search['max_sample']})"
+        )
+    if search["top_end"] > search["top_start"]:
+        raise ConfigError(f"search.top_end: {search['top_end']} exceeds search.top_start ({search['top_start']})")
+
+
+def diff(old: dict[str, Any], new: dict[str, Any], ignore: tuple[str, ...] = ()) -> list[str]:
+    """Lines ``key: old -> new`` for every dotted key whose value differs (missing keys show ``<unset>``).
+
+    Args:
+        ignore: dotted prefixes to skip (e.g. ``"ray."``).
+    """
+    a, b = _flatten(old), _flatten(new)
+    lines = []
+    for key in sorted(set(a) | set(b)):
+        if any(key == p or (p.endswith(".") and key.startswith(p)) for p in ignore):
+            continue
+        if a.get(key, "<unset>") != b.get(key, "<unset>"):
+            lines.append(f"{key}: {a.get(key, '<unset>')!r} -> {b.get(key, '<unset>')!r}")
+    return lines
+
+
+def _flatten(node: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if isinstance(value, dict) and value:
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _is_open(path: list[str]) -> bool:
+    """Sections whose keys are free: benchmark options and everything under ``methods``."""
+    return bool(path) and path[0] in ("benchmark", "methods")
+
+
+def _merge(into: dict[str, Any], update: dict[str, Any], prefix: str, source: str = "") -> None:
+    """Deep-merge ``update`` into ``into``; unknown keys of closed sections raise ConfigError."""
+    where = f" (in {source})" if source else ""
+    for key, value in update.items():
+        dotted = f"{prefix}{key}"
+        if key not in into and not _is_open(dotted.split(".")[:-1]):
+            raise ConfigError(f"{dotted}: unknown key{where}; known keys at this level: {sorted(into)}")
+        if key == "benchmark" and isinstance(value, dict):
+            into[key] = copy.deepcopy(value)  # a benchmark section replaces the default one whole
+        elif isinstance(into.get(key), dict) and isinstance(value, dict):
+            _merge(into[key], value, f"{dotted}.", source)
+        else:
+            into[key] = copy.deepcopy(value)
+
+
+def _check_fields(node: Any, schema: dict[str, Any], prefix: str) -> None:
+    if not isinstance(node, dict):
+        raise ConfigError(f"{prefix.rstrip('.')}: expected a mapping, got {node!r}")
+    for key, spec in schema.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(spec, dict):
+            _check_fields(node[key], spec, f"{dotted}.")
+            continue
+        value = node[key]
+        if value is None:
+            if not spec.nullable:
+                raise ConfigError(f"{dotted}: must be set, got null")
+            continue
+        is_bool = isinstance(value, bool)
+        if not isinstance(value, spec.types) or (is_bool and bool not in spec.types):
+            expected = " or ".join(t.__name__ for t in spec.types)
+            raise ConfigError(f"{dotted}: expected {expected}, got {type(value).__name__} {value!r}")
+        if spec.check is not None and (expectation := spec.check(value)) is not None:
+            raise ConfigError(f"{dotted}: expected {expectation}, got {value!r}")
+
+
+# search-section keys handed to every method whose constructor takes them
+SHARED_SETTINGS = ("init_sample", "sample_each_iter", "top_start", "top_end", "top_decay")
+
+
+def method_settings(config: dict[str, Any], method: str) -> dict[str, Any]:
+    """The keyword settings ``make_optimizer(method, ...)`` gets: the shared search settings the method's
+    constructor accepts, then ``methods.<method>`` (which wins).
+
+    Raises:
+        ConfigError: a ``methods.<method>`` key is not a constructor argument (names the key and lists
+            the valid ones).
+    """
+    import inspect
+
+    from weaknas_ray.engine import method_class
+
+    params = inspect.signature(method_class(method).__init__).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    accepted = sorted(k for k in params if k not in ("self", "space", "max_sample", "seed"))
+    settings = {k: config["search"][k] for k in SHARED_SETTINGS if k in params}
+    for key, value in config["methods"].get(method, {}).items():
+        if key not in params and not takes_any:
+            raise ConfigError(f"methods.{method}.{key}: not a setting of method {method!r}; its settings: {accepted}")
+        settings[key] = value
+    return settings

@@ -1,0 +1,406 @@
+"""The Ray runner: every repeat of every method runs in a repeat actor, results stream to the output folder.
+
+Flow: load the benchmark once in the driver, put it into the object store once, start as many
+:class:`RepeatWorker` actors as the cluster's CPUs (and GPUs) allow, hand each a repeat at a time
+(workers are reused, so each process imports torch once), save every finished repeat atomically,
+retry a failed repeat ``ray.max_retries`` times, then write the summary and figures.
+
+Seeds: repeat ``r`` uses seed ``search.seed + r`` for every method, so methods start from the same
+conditions where their randomness allows. Every repeat calls exactly
+:func:`weaknas_ray.drivers.loop.run_repeat`, so a seed gives the same rows here and in-process.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from weaknas_ray.config import method_settings
+from weaknas_ray.exceptions import ConfigError
+from weaknas_ray.results.records import RunStore
+
+# NOTE: how often the driver refreshes the progress bar from the workers (seconds).
+POLL_S = 0.5
+
+
+@dataclass(frozen=True)
+class RepeatTask:
+    """One repeat to run: picklable, sent to a worker."""
+
+    method: str
+    repeat: int
+    seed: int
+    max_sample: int
+    settings: dict[str, Any] = field(default_factory=dict)
+    stop_at_optimum: bool = False
+
+
+@dataclass
+class RunOutcome:
+    """What :func:`run_search` did: where, how many repeats ran or were skipped, what failed."""
+
+    output: Path
+    ran: int
+    skipped: int
+    failures: list[dict[str, Any]]
+    summary: dict[str, Any] | None
+
+
+def load_configured_benchmark(config: dict[str, Any]):
+    """The benchmark a config names: ``benchmark.name`` through the registry, or ``benchmark.loader``
+    (``"module:function"``, for users' own pools), every other key passed as a keyword option."""
+    import importlib
+
+    from weaknas_ray.benchmarks.registry import load_benchmark
+
+    options = dict(config["benchmark"])
+    if "loader" in options:
+        module, func = options.pop("loader").split(":")
+        try:
+            loader = getattr(importlib.import_module(module), func)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"benchmark.loader: cannot import {module}:{func} ({exc})") from None
+        return loader(**options)
+    return load_benchmark(options.pop("name"), **options)
+
+
+def run_one_repeat(benchmark, task: RepeatTask, pool_scorer=None, on_batch: Callable | None = None):
+    """Run one repeat in this process: the body of a worker's ``run``.
+
+    Args:
+        benchmark: a :class:`~weaknas_ray.benchmarks.registry.Benchmark`.
+        task: what to run.
+        pool_scorer: passed to methods whose constructor takes one (chunked Ray scoring).
+        on_batch: forwarded to :func:`~weaknas_ray.drivers.loop.run_repeat`.
+
+    Returns:
+        ``(rows, final_top1)``: the query rows (``method``, ``repeat``, ``seed``, the loop's columns,
+        ``arch`` and the space's ``describe`` columns) and, for methods with a predictor, a one-row frame
+        with the last predictor's predicted top-1 evaluated (not a query), else ``None``.
+    """
+    import pandas as pd
+
+    from weaknas_ray.drivers.loop import run_repeat
+    from weaknas_ray.engine import make_optimizer, method_class
+
+    space = benchmark.space
+    oracle = benchmark.oracle.for_repeat(task.seed)
+    settings = dict(task.settings)
+    if pool_scorer is not None and "pool_scorer" in inspect.signature(method_class(task.method).__init__).parameters:
+        settings["pool_scorer"] = pool_scorer
+    optimizer = make_optimizer(task.method, space, task.max_sample, task.seed, **settings)
+    rows = run_repeat(optimizer, oracle, stop_at_optimum=task.stop_at_optimum, on_batch=on_batch)
+    rows = _label(rows, task, space)
+    final = None
+    if optimizer.history.predicted_top:
+        last = max(optimizer.history.predicted_top)
+        top1 = np.asarray(optimizer.history.predicted_top[last][:1], dtype=np.int64)
+        ev = oracle.evaluate(top1)
+        final = pd.DataFrame(
+            {
+                "iteration": [last],
+                "arch_index": top1,
+                "search_value": np.asarray(ev.search, dtype=np.float64),
+                "reported_value": np.asarray(ev.reported, dtype=np.float64),
+                "already_queried": [bool(optimizer.evaluated[top1[0]])],
+                "queries": [optimizer.n_told],
+            }
+        )
+        final = _label(final, task, space)
+    return rows, final
+
+
+def _label(frame, task: RepeatTask, space):
+    """``frame`` with ``method, repeat, seed`` in front and ``arch`` plus ``space.describe`` columns."""
+    idx = frame["arch_index"].to_numpy(dtype=np.int64)
+    frame.insert(0, "seed", task.seed)
+    frame.insert(0, "repeat", task.repeat)
+    frame.insert(0, "method", task.method)
+    frame["arch"] = [space.arch_str(int(i)) for i in idx]
+    for column, values in space.describe(idx).items():
+        frame[column] = values
+    return frame
+
+
+class RepeatWorker:
+    """The body of a repeat actor: holds the benchmark (zero-copy from the object store) and runs
+    repeats one at a time; a second thread answers :meth:`queries_done` for the progress bar.
+
+    Args:
+        benchmark: the benchmark (passed as an object ref, resolved by Ray).
+        chunks: pool chunk refs for :class:`~weaknas_ray.drivers.ray_scoring.RayPoolScorer`, or ``None``
+            to score in-process.
+        cpus: the actor's CPUs; torch uses as many threads.
+        cpus_per_chunk: ``num_cpus`` of chunk tasks.
+    """
+
+    def __init__(self, benchmark, chunks: list | None, cpus: float, cpus_per_chunk: float):
+        import torch
+
+        from weaknas_ray.drivers.ray_scoring import RayPoolScorer
+
+        torch.set_num_threads(max(1, int(cpus)))
+        self.benchmark = benchmark
+        self.scorer = RayPoolScorer(chunks, cpus_per_chunk) if chunks else None
+        self._done = 0
+
+    def run(self, task: RepeatTask):
+        self._done = 0
+        return run_one_repeat(self.benchmark, task, self.scorer, on_batch=self._count)
+
+    def _count(self, batch) -> None:
+        self._done += len(batch)
+
+    def queries_done(self) -> int:
+        return self._done
+
+
+@lru_cache(maxsize=None)
+def _remote_worker():
+    import ray
+
+    # NOTE: max_concurrency=2: one thread runs the repeat, the other answers progress polls.
+    return ray.remote(max_concurrency=2)(RepeatWorker)
+
+
+def connect(ray_config: dict[str, Any]) -> bool:
+    """Start local Ray or join ``ray.address``, unless Ray is already initialised.
+
+    Returns:
+        True when this call initialised Ray (so the caller shuts it down).
+    """
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if ray_config["address"]:
+        ray.init(address=ray_config["address"], log_to_driver=False)
+    else:
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        ray.init(
+            address="local",
+            num_cpus=ray_config["num_cpus"] or os.cpu_count(),
+            object_store_memory=ray_config["object_store_memory"],
+            include_dashboard=False,
+            log_to_driver=False,
+        )
+    return True
+
+
+def plan_tasks(config: dict[str, Any], done: set[tuple[str, int]]) -> list[RepeatTask]:
+    """The repeats still to run, repeat-major (every method's repeat 0, then repeat 1, ...) so a
+    partial run compares methods on the same seeds."""
+    search = config["search"]
+    settings = {m: method_settings(config, m) for m in search["methods"]}
+    return [
+        RepeatTask(m, r, search["seed"] + r, search["max_sample"], settings[m], search["stop_at_optimum"])
+        for r in range(search["repeats"])
+        for m in search["methods"]
+        if (m, r) not in done
+    ]
+
+
+def run_search(
+    config: dict[str, Any], *, benchmark=None, progress: bool = True, report: bool = True, echo: Callable = print
+) -> RunOutcome:
+    """Run (or resume) the search a resolved config describes, writing its output folder.
+
+    Args:
+        config: from :func:`weaknas_ray.config.load_config`.
+        benchmark: an already loaded benchmark (tests, fakes); ``None`` loads the configured one.
+        progress: show a tqdm bar of queries and repeats.
+        report: write ``summary.json`` and the figures at the end.
+        echo: where messages go (failures go to stderr as well).
+
+    Returns:
+        A :class:`RunOutcome`.
+
+    Raises:
+        ConfigError: bad method settings, a folder holding a different run, or too few CPUs.
+    """
+    import ray
+
+    store = RunStore(config["output"])
+    benchmark = benchmark if benchmark is not None else load_configured_benchmark(config)
+    oracle = benchmark.oracle
+    store.prepare(config, _meta(benchmark))
+    done = store.finished()
+    tasks = plan_tasks(config, done)
+    echo(f"results: {store.root.resolve()} ({len(done)} repeats already done, {len(tasks)} to run)")
+    failures: list[dict[str, Any]] = []
+    if tasks:
+        if config["search"]["stop_at_optimum"] and oracle.optimum_indices is None:
+            raise ConfigError("search.stop_at_optimum: the benchmark's oracle does not know its optimum")
+        started = connect(config["ray"])
+        try:
+            failures = _Dispatcher(config, benchmark, store, tasks, progress, echo).run()
+        finally:
+            if started:
+                ray.shutdown()
+    store.write_failures(failures)
+    summary = None
+    if report and (done or len(failures) < len(tasks)):
+        from weaknas_ray.results.aggregate import summary_table
+        from weaknas_ray.results.report import write_report
+
+        summary = write_report(store, benchmark, echo=echo)
+        echo(summary_table(summary))
+        echo(f"results written to {store.root.resolve()}")
+    return RunOutcome(store.root, len(tasks) - len(failures), len(done), failures, summary)
+
+
+def _meta(benchmark) -> dict[str, Any]:
+    optimum, indices = benchmark.oracle.optimum, benchmark.oracle.optimum_indices
+    return {
+        "benchmark": benchmark.name,
+        "pool_size": len(benchmark.space),
+        "optimum": None if optimum is None else {"search": optimum[0], "reported": optimum[1]},
+        "optimum_indices": None if indices is None else [int(i) for i in indices],
+    }
+
+
+class _Dispatcher:
+    """Hands repeats to worker actors, saves results, retries failures; one instance per run."""
+
+    def __init__(self, config, benchmark, store: RunStore, tasks: list[RepeatTask], progress: bool, echo):
+        import ray
+
+        from weaknas_ray.drivers.ray_scoring import choose_chunk_size, put_pool_chunks
+
+        ray_cfg = config["ray"]
+        self.store, self.echo = store, echo
+        self.queue = list(tasks)
+        self.attempts: dict[tuple[str, int], int] = {}
+        self.max_attempts = 1 + ray_cfg["max_retries"]
+        cpus = float(ray.cluster_resources().get("CPU", 0))
+        n_members = max(int(t.settings.get("n_members", 1)) for t in tasks)
+        chunk = choose_chunk_size(len(benchmark.space), n_members, cpus, ray_cfg["chunk_size"])
+        reserve = ray_cfg["cpus_per_chunk"] if chunk else 0.0
+        slots = int((cpus - reserve) // ray_cfg["cpus_per_repeat"])
+        if slots < 1:
+            raise ConfigError(
+                f"ray.cpus_per_repeat: the cluster has {cpus:g} CPUs, too few for one repeat actor "
+                f"({ray_cfg['cpus_per_repeat']:g} CPUs)" + (f" plus chunk tasks ({reserve:g} CPUs)" if chunk else "")
+            )
+        if ray_cfg["num_gpus_per_repeat"]:
+            gpus = float(ray.cluster_resources().get("GPU", 0))
+            slots = min(slots, int(gpus // ray_cfg["num_gpus_per_repeat"]))
+            if slots < 1:
+                raise ConfigError(f"ray.num_gpus_per_repeat: {ray_cfg['num_gpus_per_repeat']:g} GPUs per repeat but the cluster has {gpus:g}")
+        self.options = {"num_cpus": ray_cfg["cpus_per_repeat"], "num_gpus": ray_cfg["num_gpus_per_repeat"]}
+        self.args = (
+            ray.put(benchmark),
+            put_pool_chunks(benchmark.space.features, chunk) if chunk else None,
+            ray_cfg["cpus_per_repeat"],
+            ray_cfg["cpus_per_chunk"],
+        )
+        self.workers = [self._new_worker() for _ in range(min(slots, len(tasks)))]
+        self.bar = _Progress(tasks, progress)
+
+    def _new_worker(self):
+        return _remote_worker().options(**self.options).remote(*self.args)
+
+    def run(self) -> list[dict[str, Any]]:
+        import ray
+
+        failures: list[dict[str, Any]] = []
+        running: dict[Any, tuple[Any, RepeatTask]] = {}
+        idle = list(self.workers)
+        finished_queries = 0
+        try:
+            while self.queue or running:
+                while self.queue and idle:
+                    worker, task = idle.pop(), self.queue.pop(0)
+                    running[worker.run.remote(task)] = (worker, task)
+                ready, _ = ray.wait(list(running), num_returns=1, timeout=POLL_S)
+                for ref in ready:
+                    worker, task = running.pop(ref)
+                    try:
+                        rows, final = ray.get(ref)
+                    except ray.exceptions.RayError as exc:
+                        worker = self._failed(task, exc, worker, failures)
+                    else:
+                        self.store.write_repeat(task.method, task.repeat, rows, final)
+                        finished_queries += task.max_sample
+                        self.bar.update_repeat()
+                    idle.append(worker)
+                live = ray.get([w.queries_done.remote() for w, _ in running.values()]) if running else []
+                self.bar.show(finished_queries + sum(live))
+        finally:
+            self.bar.close()
+            for worker in self.workers:
+                ray.kill(worker)
+        return failures
+
+    def _failed(self, task: RepeatTask, exc: Exception, worker, failures: list):
+        """Report a failed attempt; requeue it while attempts remain. Returns a usable worker."""
+        import ray
+
+        key = (task.method, task.repeat)
+        self.attempts[key] = self.attempts.get(key, 0) + 1
+        error = _describe(exc)
+        again = self.attempts[key] < self.max_attempts
+        message = (
+            f"repeat {task.repeat} of {task.method} (seed {task.seed}) failed, attempt "
+            f"{self.attempts[key]} of {self.max_attempts}: {error}" + ("; retrying" if again else "; giving up")
+        )
+        self.bar.write(message)
+        if again:
+            self.queue.insert(0, task)
+        else:
+            failures.append({"method": task.method, "repeat": task.repeat, "seed": task.seed,
+                             "attempts": self.attempts[key], "error": error})
+            self.bar.update_repeat()
+        if isinstance(exc, ray.exceptions.RayActorError):  # the process died: replace it
+            self.workers.remove(worker)
+            worker = self._new_worker()
+            self.workers.append(worker)
+        return worker
+
+
+def _describe(exc: Exception) -> str:
+    """``Type: message`` of the original error inside a Ray error."""
+    import ray
+
+    cause = exc.cause if isinstance(exc, ray.exceptions.RayTaskError) and exc.cause is not None else exc
+    text = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {text[-1] if text else ''}"
+
+
+class _Progress:
+    """A tqdm bar over queries with repeats done as postfix; silent (messages to stderr) when off."""
+
+    def __init__(self, tasks: list[RepeatTask], enabled: bool):
+        self.total_repeats, self.repeats = len(tasks), 0
+        self.bar = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=sum(t.max_sample for t in tasks), unit="query", dynamic_ncols=True)
+            self.bar.set_postfix_str(f"repeats 0/{self.total_repeats}")
+
+    def show(self, queries: int) -> None:
+        if self.bar is not None and queries > self.bar.n:
+            self.bar.update(queries - self.bar.n)
+
+    def update_repeat(self) -> None:
+        self.repeats += 1
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"repeats {self.repeats}/{self.total_repeats}")
+
+    def write(self, message: str) -> None:
+        if self.bar is not None:
+            self.bar.write(message, file=sys.stderr)
+        else:
+            print(message, file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

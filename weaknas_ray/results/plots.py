@@ -1,0 +1,135 @@
+"""Figures of a run: best-so-far curves per method, and the paper's search-dynamics t-SNE.
+
+The t-SNE embedding of a pool is computed once and cached by a hash of the features (in
+``benchmarks_data/cache/`` or ``$WEAKNAS_CACHE``), since it takes minutes on a laptop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from weaknas_ray.results.aggregate import best_curves
+
+# NOTE: t-SNE of a 423k-row pool would take hours; pools above this size get no dynamics figure.
+MAX_TSNE_POOL = 50_000
+# NOTE: panels of the dynamics figure: iterations spread evenly from the first to the last.
+DYNAMICS_PANELS = 4
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curves(
+    runs: dict[str, pd.DataFrame],
+    max_sample: int,
+    path: Path,
+    optimum: float | None = None,
+    log_x: bool = False,
+) -> Path:
+    """Mean +/- std over repeats of the best reported value versus queries, one line per method.
+
+    Args:
+        runs: label prefix (``""`` for a single run) -> query rows of that run.
+        max_sample: x range.
+        path: where to save the PNG.
+        optimum: the pool's best reported value, drawn as a dashed line when given.
+        log_x: logarithmic query axis.
+
+    Returns:
+        ``path``.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    x = np.arange(1, max_sample + 1)
+    for prefix, results in runs.items():
+        for method, rows in results.groupby("method", sort=False):
+            curves = best_curves(rows, max_sample)
+            mean, std = np.nanmean(curves, axis=0), np.nanstd(curves, axis=0)
+            line = ax.plot(x, mean, label=f"{prefix}{method} ({curves.shape[0]} repeats)")[0]
+            ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+    if optimum is not None:
+        ax.axhline(optimum, color="black", linestyle="--", linewidth=1, label=f"global optimum {optimum:.2f}")
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_xlabel("queries")
+    ax.set_ylabel("best reported value so far")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def tsne_embedding(features: np.ndarray, cache_dir: Path, seed: int = 0) -> np.ndarray:
+    """2-D t-SNE of the pool, cached under ``cache_dir`` by a hash of ``features`` and ``seed``.
+
+    Args:
+        features: the pool, shape ``(n, d)``.
+        cache_dir: folder of ``tsne_<hash>.npy`` files.
+        seed: t-SNE's random state.
+
+    Returns:
+        float32 array of shape ``(n, 2)``.
+    """
+    digest = hashlib.sha256(np.ascontiguousarray(features, dtype=np.float32).tobytes()).hexdigest()[:16]
+    path = Path(cache_dir) / f"tsne_{digest}_s{seed}.npy"
+    if path.is_file():
+        return np.load(path)
+    from sklearn.manifold import TSNE
+
+    emb = TSNE(n_components=2, init="pca", random_state=seed, n_jobs=1).fit_transform(features).astype(np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, emb)
+    tmp.replace(path)
+    return emb
+
+
+def plot_search_dynamics(
+    embedding: np.ndarray, accuracy: np.ndarray, rows: pd.DataFrame, path: Path, title: str = ""
+) -> Path:
+    """The pool's t-SNE coloured by accuracy, with the architectures one repeat sampled overlaid, one
+    panel per chosen iteration (that iteration's batch in red, earlier ones in white), as in the paper's
+    interpretation figure.
+
+    Args:
+        embedding: t-SNE coordinates, shape ``(n_pool, 2)``.
+        accuracy: reported value per pool architecture, shape ``(n_pool,)``.
+        rows: one repeat's query rows (``iteration``, ``arch_index``).
+        path: where to save the PNG.
+        title: figure title.
+
+    Returns:
+        ``path``.
+    """
+    plt = _pyplot()
+    iterations = np.unique(rows["iteration"].to_numpy())
+    chosen = np.unique(iterations[np.linspace(0, iterations.size - 1, min(DYNAMICS_PANELS, iterations.size)).astype(int)])
+    fig, axes = plt.subplots(1, chosen.size, figsize=(4 * chosen.size, 4.2), squeeze=False)
+    order = np.argsort(accuracy)  # best architectures drawn last, on top
+    for ax, z in zip(axes[0], chosen):
+        points = ax.scatter(*embedding[order].T, c=accuracy[order], s=2, cmap="viridis", rasterized=True)
+        before = rows.loc[rows["iteration"] < z, "arch_index"].to_numpy()
+        now = rows.loc[rows["iteration"] == z, "arch_index"].to_numpy()
+        ax.scatter(*embedding[before].T, s=10, facecolors="white", edgecolors="black", linewidths=0.4)
+        ax.scatter(*embedding[now].T, s=22, c="red", edgecolors="black", linewidths=0.4)
+        ax.set_title(f"iteration {z} ({(rows['iteration'] <= z).sum()} queries)", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(points, ax=axes[0].tolist(), shrink=0.8, label="reported value")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,74 @@
+"""Summary and figures of a saved run, from its output folder alone (plus the benchmark for t-SNE)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+from weaknas_ray.results.aggregate import summarize
+from weaknas_ray.results.records import RunStore, write_text
+
+
+def write_report(
+    store: RunStore, benchmark=None, log_x: bool = False, dynamics: bool = True, echo: Callable[[str], Any] = print
+) -> dict[str, Any]:
+    """Write ``summary.json``, ``curves.png`` and (for pools small enough) ``search_dynamics.png``.
+
+    Args:
+        store: the run's folder.
+        benchmark: the loaded :class:`~weaknas_ray.benchmarks.registry.Benchmark`; ``None`` loads it from
+            the saved config only when the dynamics figure needs it.
+        log_x: logarithmic query axis of ``curves.png``.
+        dynamics: draw ``search_dynamics.png``.
+        echo: where notes (e.g. a skipped figure) go.
+
+    Returns:
+        The summary dict.
+    """
+    from weaknas_ray.results.plots import plot_curves
+
+    config, meta = store.load_config(), store.load_meta()
+    results = store.results()
+    max_sample = config["search"]["max_sample"]
+    optimum = (meta.get("optimum") or {}).get("reported")
+    summary = summarize(results, store.final_top1(), max_sample, meta.get("optimum_indices"), optimum)
+    summary = {"name": config["name"], "benchmark": meta.get("benchmark"), **summary}
+    write_text(store.root / "summary.json", json.dumps(summary, indent=2))
+    plot_curves({"": results}, max_sample, store.root / "curves.png", optimum, log_x)
+    if dynamics:
+        _dynamics(store, config, results, benchmark, echo)
+    return summary
+
+
+def _dynamics(store: RunStore, config: dict, results, benchmark, echo) -> None:
+    import numpy as np
+
+    from weaknas_ray.benchmarks.paths import cache_dir
+    from weaknas_ray.exceptions import WeakNASError
+    from weaknas_ray.results.plots import MAX_TSNE_POOL, plot_search_dynamics, tsne_embedding
+
+    try:
+        if benchmark is None:
+            from weaknas_ray.drivers.ray_runner import load_configured_benchmark
+
+            benchmark = load_configured_benchmark(config)
+        n = len(benchmark.space)
+        if n > MAX_TSNE_POOL:
+            echo(f"search_dynamics.png skipped: the pool has {n} architectures (t-SNE limit {MAX_TSNE_POOL})")
+            return
+        from sklearn.manifold import TSNE  # noqa: F401  (fail early with the hint below)
+    except ImportError as exc:
+        echo(f"search_dynamics.png skipped: {exc} (install scikit-learn: pip install -e '.[sklearn]')")
+        return
+    except WeakNASError as exc:
+        echo(f"search_dynamics.png skipped: could not load the benchmark: {exc}")
+        return
+    methods = list(results["method"].unique())
+    method = next((m for m in methods if m.startswith("weaknas")), methods[0])
+    rows = results[results["method"] == method]
+    rows = rows[rows["repeat"] == rows["repeat"].min()]
+    accuracy = benchmark.oracle.evaluate(np.arange(n)).reported
+    embedding = tsne_embedding(benchmark.space.features, cache_dir())
+    title = f"{benchmark.name}: {method}, repeat {int(rows['repeat'].iloc[0])} (seed {int(rows['seed'].iloc[0])})"
+    plot_search_dynamics(embedding, accuracy, rows, store.root / "search_dynamics.png", title)
