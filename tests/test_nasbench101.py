@@ -279,3 +279,9 @@ def test_cli_convert(tfrecord, cache, capsys):
     assert str(cache / f"{nb101.FULL_KEY}.npz") in capsys.readouterr().out
     assert main(["data", "convert", "nasbench101", "--tfrecord", str(tfrecord)]) == 2  # not the official file
     assert "checksum mismatch" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("arch", [42, "not a cell", "0/0 input,output", (DIAMOND, ["input", C1, C1, "output"], 1)])
+def test_index_of_rejects_unknown_forms(sample, arch):
+    with pytest.raises(UnknownArchitectureError, match="nasbench101"):
+        sample.space.index_of(arch)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from weaknas_ray.benchmarks.registry import load_benchmark as load_by_name
-from weaknas_ray.exceptions import BenchmarkDataError, ConfigError, UnknownArchitectureError
+from weaknas_ray.exceptions import ConfigError, UnknownArchitectureError
 from weaknas_ray.spaces import nasbench201 as nb201
 
 EXPECTED_OPTIMA = {  # (search, reported), from the shared data README

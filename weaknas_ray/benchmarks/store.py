@@ -151,7 +151,9 @@ def check_rows(source: Path, columns: Columns, rows: int | None) -> None:
             )
 
 
-def read_csv_columns(path: Path, numeric: Iterable[str], text: Iterable[str] = (), nullable: Iterable[str] = ()) -> Columns:
+def read_csv_columns(
+    path: Path, numeric: Iterable[str], text: Iterable[str] = (), nullable: Iterable[str] = ()
+) -> Columns:
     """Read and schema-check a CSV: the named columns only, numeric ones as float64 without NaN
     (except ``nullable`` ones), text ones as unicode arrays.
 
@@ -173,7 +175,8 @@ def read_csv_columns(path: Path, numeric: Iterable[str], text: Iterable[str] = (
         values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64)
         bad = np.flatnonzero(np.isnan(values) & frame[name].notna().to_numpy())
         if bad.size:
-            raise BenchmarkDataError(f"{path}: column {name!r} row {int(bad[0])}: not a number ({frame[name].iloc[bad[0]]!r})")
+            value = frame[name].iloc[bad[0]]
+            raise BenchmarkDataError(f"{path}: column {name!r} row {int(bad[0])}: not a number ({value!r})")
         if name not in nullable and np.isnan(values).any():
             raise BenchmarkDataError(f"{path}: column {name!r} has {int(np.isnan(values).sum())} empty value(s)")
         columns[name] = values

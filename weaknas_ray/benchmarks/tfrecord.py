@@ -71,7 +71,9 @@ def read_records(path: Path, verify_data_crc: bool = False) -> Iterator[bytes]:
                 raise BenchmarkDataError(f"{path}: truncated record header at byte {offset}")
             length, length_crc = struct.unpack("<QI", header)
             if masked_crc32c(header[:8]) != length_crc:
-                raise BenchmarkDataError(f"{path}: corrupt record length at byte {offset} (CRC mismatch); not a TFRecord file?")
+                raise BenchmarkDataError(
+                    f"{path}: corrupt record length at byte {offset} (CRC mismatch); not a TFRecord file?"
+                )
             data = handle.read(length)
             footer = handle.read(4)
             if len(data) < length or len(footer) < 4:

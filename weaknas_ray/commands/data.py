@@ -88,8 +88,11 @@ def check(args: argparse.Namespace) -> int:
 
 
 def convert_file(args: argparse.Namespace) -> int:
+    """Convert the official NAS-Bench-101 tfrecord into the cache (see ``convert_tfrecord_to_cache``)."""
     from weaknas_ray.spaces.nasbench101 import convert_tfrecord_to_cache
 
-    written = convert_tfrecord_to_cache(args.tfrecord, verify_checksum=not args.no_checksum, verify_data_crc=args.verify_crc)
+    written = convert_tfrecord_to_cache(
+        args.tfrecord, verify_checksum=not args.no_checksum, verify_data_crc=args.verify_crc
+    )
     print(f"wrote {written}; `weaknas-ray data check` now loads NAS-Bench-101 from it")
     return 0

@@ -113,9 +113,9 @@ def canonical(matrix, ops) -> tuple[np.ndarray, tuple[int, ...], str]:
     why = (
         f"matrix shape {matrix.shape} does not match {n} ops" if matrix.shape != (n, n)
         else f"{n} vertices, at most {MAX_VERTICES} allowed" if n > MAX_VERTICES
-        else "matrix is not 0/1 upper-triangular" if np.any(np.tril(matrix) != 0) or np.any((matrix != 0) & (matrix != 1))
+        else "matrix is not 0/1 upper-triangular" if np.any(np.tril(matrix) != 0) or not np.isin(matrix, (0, 1)).all()
         else "first op must be input and last op output" if n < 2 or ops[0] != INPUT or ops[-1] != OUTPUT
-        else "inner ops must be conv1x1, conv3x3 or maxpool3x3" if any(op not in (CONV1X1, CONV3X3, MAXPOOL3X3) for op in ops[1:-1])
+        else "inner ops must be conv1x1, conv3x3 or maxpool3x3" if not set(ops[1:-1]) <= {CONV1X1, CONV3X3, MAXPOOL3X3}
         else ""
     )  # fmt: skip
     pruned = None if why else prune(matrix, ops)
@@ -129,6 +129,22 @@ def canonical(matrix, ops) -> tuple[np.ndarray, tuple[int, ...], str]:
     return pmatrix, pops, hash_module(pmatrix, [HASH_LABELS[op] for op in pops])
 
 
+def _layout() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Feature positions of the encoding: for column ``c``, ``c`` edge entries then 4 op entries."""
+    edge_columns, edge_rows, edge_targets, op_columns, pos = [], [], [], [], 0
+    for c in range(1, MAX_VERTICES):
+        edge_columns += range(pos, pos + c)
+        edge_rows += range(c)
+        edge_targets += [c] * c
+        op_columns.append(pos + c)
+        pos += c + OUTPUT  # OUTPUT == 4 op choices
+    return tuple(np.array(a) for a in (edge_columns, edge_rows, edge_targets, op_columns))
+
+
+_EDGE_COLUMNS, _EDGE_ROWS, _EDGE_TARGETS, _OP_COLUMNS = _layout()
+N_FEATURES = 45
+
+
 def encode(matrices: np.ndarray, ops: np.ndarray) -> np.ndarray:
     """The method's 45-feature encoding: for each column ``c = 1..6``, the entries ``matrix[0..c-1, c]``
     followed by a one-hot of op ``c`` over (conv1x1, conv3x3, maxpool3x3, output).
@@ -140,9 +156,13 @@ def encode(matrices: np.ndarray, ops: np.ndarray) -> np.ndarray:
     Returns:
         float32, shape ``(n, 45)``.
     """
-    onehot = (ops[:, :, None] == np.arange(CONV1X1, OUTPUT + 1)).astype(np.float32)  # (n, 7, 4)
-    blocks = [part for c in range(1, MAX_VERTICES) for part in (matrices[:, :c, c].astype(np.float32), onehot[:, c])]
-    return np.ascontiguousarray(np.concatenate(blocks, axis=1))
+    n = len(ops)
+    feats = np.zeros((n, N_FEATURES), dtype=np.float32)
+    feats[:, _EDGE_COLUMNS] = matrices[:, _EDGE_ROWS, _EDGE_TARGETS]
+    valid = ops[:, 1:] >= CONV1X1  # (n, 6); -1 padding encodes as zeros
+    cells, vertex = np.nonzero(valid)
+    feats[cells, _OP_COLUMNS[vertex] + ops[:, 1:][valid] - CONV1X1] = 1.0
+    return feats
 
 
 def pad_cell(matrix: np.ndarray, ops: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -157,7 +177,7 @@ class NASBench101Space(SearchSpace):
     """A pool of NAS-Bench-101 cells (all 423,624, or a sample), one canonical cell per index.
 
     Args:
-        hashes: canonical hash per cell, shape ``(n,)`` (str or bytes).
+        hashes: canonical hash per cell, shape ``(n,)`` (str or bytes; kept as 32-byte ASCII).
         matrices: pruned adjacency in the top-left corner, shape ``(n, 7, 7)``.
         ops: op ids, shape ``(n, 7)``, -1 padded.
         params_m: optional trainable parameters (millions) per cell, shape ``(n,)``.
@@ -166,7 +186,7 @@ class NASBench101Space(SearchSpace):
     name = "nasbench101"
 
     def __init__(self, hashes: np.ndarray, matrices: np.ndarray, ops: np.ndarray, params_m: np.ndarray | None = None):
-        self.hashes = np.asarray(hashes).astype(str)
+        self.hashes = np.asarray(hashes).astype("S32")
         self.matrices = np.asarray(matrices, dtype=np.int8)
         self.ops = np.asarray(ops, dtype=np.int8)
         self.params_m = params_m
@@ -183,8 +203,8 @@ class NASBench101Space(SearchSpace):
         return feats
 
     @cached_property
-    def _by_hash(self) -> dict[str, int]:
-        return {h: i for i, h in enumerate(self.hashes)}
+    def _by_hash(self) -> dict[bytes, int]:
+        return dict(zip(self.hashes.tolist(), range(len(self.hashes))))
 
     def __len__(self) -> int:
         return len(self.hashes)
@@ -203,25 +223,32 @@ class NASBench101Space(SearchSpace):
 
     def index_of(self, arch) -> int:
         """Index of a cell given as ``(matrix, ops)`` (ops as ids or names; any isomorphic, unpruned form),
-        an :meth:`arch_str` string, or a canonical hash.
+        an :meth:`arch_str` string, or a canonical hash (str or bytes).
 
         Raises:
             UnknownArchitectureError: invalid cell, or a valid cell that is not in this pool.
         """
-        if isinstance(arch, str) and arch in self._by_hash:
-            return self._by_hash[arch]
+        if isinstance(arch, bytes):
+            arch = arch.decode("ascii", errors="replace")
         if isinstance(arch, str):
+            if arch.encode("ascii", errors="replace") in self._by_hash:
+                return self._by_hash[arch.encode("ascii", errors="replace")]
             try:
                 rows, names = arch.split(" ")
                 arch = ([[int(ch) for ch in row] for row in rows.split("/")], names.split(","))
             except ValueError as exc:
                 raise UnknownArchitectureError(
-                    f"nasbench101: {arch!r} is neither a hash in the pool nor 'ROWS OPS' like '011/001/000 input,conv3x3-bn-relu,output'"
+                    f"nasbench101: {arch!r} is neither a hash in the pool nor 'ROWS OPS' "
+                    "like '011/001/000 input,conv3x3-bn-relu,output'"
                 ) from exc
-        *_, digest = canonical(*arch)
-        if digest not in self._by_hash:
+        try:
+            matrix, ops = arch
+        except (TypeError, ValueError):
+            raise UnknownArchitectureError(f"nasbench101: expected (matrix, ops), a hash or an arch string, got {arch!r}") from None
+        *_, digest = canonical(matrix, ops)
+        if digest.encode() not in self._by_hash:
             raise UnknownArchitectureError(f"nasbench101: valid cell {digest} is not in this pool of {len(self)} cells")
-        return self._by_hash[digest]
+        return self._by_hash[digest.encode()]
 
     def mutate(self, index: int, rng: np.random.Generator) -> int:
         """NAS-Bench-101's mutation (its regularised-evolution example, mutation rate 1): on the cell
@@ -309,7 +336,8 @@ def convert_tfrecord(path: Path, epochs: int = 108, verify_data_crc: bool = Fals
             cell["time"].append(final["training_time"])
         except (ValueError, TypeError, KeyError, IndexError, binascii.Error) as exc:
             raise BenchmarkDataError(
-                f"{path}: record {number} is not a NAS-Bench-101 record [hash, epochs, adjacency, ops, metrics] ({exc!r})"
+                f"{path}: record {number} is not a NAS-Bench-101 record "
+                f"[hash, epochs, adjacency, ops, metrics] ({exc!r})"
             ) from exc
     if not cells:
         raise BenchmarkDataError(f"{path}: no records with {epochs} epochs")
@@ -328,7 +356,9 @@ def convert_naslib_json(path: Path) -> Columns:
     try:
         records = json.loads(Path(path).read_text())["nasbench101"]["cifar10"]
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-        raise BenchmarkDataError(f"{path}: not a NASLib zc_nasbench101 JSON ({{'nasbench101': {{'cifar10': ...}}}}): {exc!r}") from exc
+        raise BenchmarkDataError(
+            f"{path}: not a NASLib zc_nasbench101 JSON ({{'nasbench101': {{'cifar10': ...}}}}): {exc!r}"
+        ) from exc
     cells: dict[str, dict] = {}
     for key, record in records.items():
         try:
@@ -382,7 +412,8 @@ def _locate(data_dir: str | None) -> tuple[str, Path, int, int]:
             try:
                 kind, path = "naslib", resolve_file(sample.path, data_dir, sample.source)
             except BenchmarkDataError as missing_sample:
-                raise BenchmarkDataError(f"{missing_full}\nNor is its fallback sample here:\n{missing_sample}") from None
+                message = f"{missing_full}\nNor is its fallback sample here:\n{missing_sample}"
+                raise BenchmarkDataError(message) from None
     stat = path.stat()
     return kind, path.resolve(), stat.st_size, stat.st_mtime_ns
 

@@ -56,7 +56,9 @@ def parse_arch_str(text: str) -> tuple[int, ...]:
             raise ValueError("edges are not (1<-0),(2<-0),(2<-1),(3<-0),(3<-1),(3<-2)")
         return tuple(OPS.index(op) for _, _, op in edges)
     except ValueError as exc:
-        raise UnknownArchitectureError(f"nasbench201: cannot parse arch string {text!r} ({exc}); ops are {OPS}") from exc
+        raise UnknownArchitectureError(
+            f"nasbench201: cannot parse arch string {text!r} ({exc}); ops are {OPS}"
+        ) from exc
 
 
 def format_arch_str(ops: tuple[int, ...]) -> str:
@@ -231,7 +233,9 @@ def load_benchmark(dataset: str = "cifar10", data_dir: str | None = None, noisy:
         BenchmarkDataError: see :func:`load_table`.
     """
     if dataset not in DATASETS:
-        raise ConfigError(f"benchmark.dataset: unknown NAS-Bench-201 dataset {dataset!r}; choose one of {list(DATASETS)}")
+        raise ConfigError(
+            f"benchmark.dataset: unknown NAS-Bench-201 dataset {dataset!r}; choose one of {list(DATASETS)}"
+        )
     located = _locate(data_dir)
     table = _load_table(*located)
     search, reported = DATASETS[dataset]
