@@ -1,0 +1,73 @@
+"""The ofa_mbv3 space, its surrogate oracle from OFA's real accuracy predictor, and the Kendall-tau check."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from weaknas_ray.benchmarks.registry import load_benchmark
+from weaknas_ray.exceptions import BenchmarkDataError, ConfigError, UnknownArchitectureError
+from weaknas_ray.ofa import arch
+from weaknas_ray.spaces.ofa_mbv3 import OFAMobileNetV3Space
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("WEAKNAS_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="module")
+def predictor(shared_data):
+    from weaknas_ray.ofa.surrogate import AccuracyPredictor, locate_predictor
+
+    return AccuracyPredictor(locate_predictor(data_dir=shared_data))
+
+
+def test_space_lookups_round_trip():
+    space = OFAMobileNetV3Space(arch.sample_configs(np.random.default_rng(0), 40), resolution=224, encoding="onehot")
+    assert space.features.shape == (40, 128) and space.features.dtype == np.float32
+    for i in (0, 17, 39):
+        assert space.index_of(space.arch_str(i)) == i
+        assert space.index_of(space.decode(i)) == i
+        assert space.index_of(space.configs[i]) == i
+    assert space.mutate(5, np.random.default_rng(1)) != 5
+    flops = space.describe(np.array([3, 4]))["flops_m"]
+    assert flops == pytest.approx(arch.FlopsTable(224)(space.configs[[3, 4]]), abs=1e-3)
+    with pytest.raises(UnknownArchitectureError, match="not in the pool"):
+        space.index_of(arch.sample_configs(np.random.default_rng(9), 1)[0])
+    with pytest.raises(UnknownArchitectureError, match="r=224"):
+        space.index_of(space.arch_str(0).replace("r=224", "r=236"))
+
+
+def test_surrogate_oracle_is_the_checkpoint_prediction(shared_data, predictor):
+    bench = load_benchmark("ofa_mbv3", pool_size=200, data_dir=shared_data)
+    assert bench.name == "ofa_mbv3/predictor" and len(bench.space) == 200
+    result = bench.oracle.evaluate(np.array([0, 199]))
+    expected = predictor.predict(bench.space.configs[[0, 199]], 236)
+    np.testing.assert_allclose(result.search, expected)
+    np.testing.assert_allclose(result.reported, expected)
+    # the README: the largest subnet is predicted about 0.836, the smallest about 0.77
+    largest, smallest = predictor.predict(np.concatenate([
+        arch.canonical(np.array([7] * 20 + [6] * 20 + [4] * 5)), arch.canonical(np.array([3] * 40 + [2] * 5))]), 224)  # fmt: skip
+    assert 83.0 < largest < 84.0 and 76.5 < smallest < 78.5
+    assert bench.oracle.optimum[0] == pytest.approx(bench.oracle.evaluate(np.arange(200)).search.max())
+
+
+def test_load_benchmark_errors(tmp_path):
+    with pytest.raises(ConfigError, match="oracle"):
+        load_benchmark("ofa_mbv3", oracle="table")
+    with pytest.raises(ConfigError, match="need oracle: supernet"):
+        load_benchmark("ofa_mbv3", pool_size=10, weights="x.pth")
+    missing = tmp_path / "nope.pth"
+    with pytest.raises(BenchmarkDataError, match=str(missing)):
+        load_benchmark("ofa_mbv3", pool_size=10, predictor_path=missing)
+    with pytest.raises(BenchmarkDataError, match="nope.pth"):
+        load_benchmark("ofa_mbv3", oracle="supernet", pool_size=10, weights=missing, imagenet=tmp_path)
+
+
+def test_surrogate_ranks_dynast_measurements(shared_data, predictor):
+    from weaknas_ray.ofa.surrogate import kendall_tau_check
+
+    check = kendall_tau_check(predictor, shared_data)
+    assert check.n_rows == 2373 and check.n_unique < check.n_rows
+    assert check.tau > 0.5

@@ -1,0 +1,151 @@
+"""Once-for-All MobileNetV3 (``ofa_mbv3_d234_e346_k357_w1.2``) on ImageNet: a pool of subnets and two oracles.
+
+The pool is N unique subnets inside a FLOPs window at one resolution (published: 10,000 in [550, 600]
+MFLOPs at 236 px), built once per seed (:mod:`weaknas_ray.ofa.pool`). Architecture ``i`` is row ``i`` of the
+pool; features are the method's raw 45 integers or OFA's 128-wide one-hot (:mod:`weaknas_ray.ofa.arch`).
+Oracles: ``predictor``, OFA's accuracy predictor as a surrogate (percent, search = reported), and
+``supernet``, evaluator actors measuring ImageNet top-1 of each subnet of trained supernet weights.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from weaknas_ray.benchmarks.registry import Benchmark
+from weaknas_ray.exceptions import ConfigError, UnknownArchitectureError
+from weaknas_ray.ofa import arch
+from weaknas_ray.ofa.pool import cached_pool
+from weaknas_ray.spaces.base import Oracle, SearchSpace
+
+ENCODINGS = ("raw", "onehot")
+ORACLES = ("predictor", "supernet")
+
+
+class OFAMobileNetV3Space(SearchSpace):
+    """A pool of canonical OFA MobileNetV3 subnets at one resolution.
+
+    Args:
+        configs: canonical configs, int8, shape ``(n, 45)`` (see :mod:`weaknas_ray.ofa.arch`), unique.
+        resolution: input resolution of every subnet (pixels).
+        encoding: ``"raw"`` (45 integers) or ``"onehot"`` (OFA's 128 features).
+        width_mult: the supernet's width multiplier (FLOPs depend on it).
+    """
+
+    name = "ofa_mbv3"
+
+    def __init__(self, configs: np.ndarray, resolution: int = 236, encoding: str = "raw", width_mult: float = 1.2):
+        if encoding not in ENCODINGS:
+            raise ConfigError(f"benchmark.encoding: unknown encoding {encoding!r}; choose one of {list(ENCODINGS)}")
+        self.configs = arch.check_configs(configs)
+        self.resolution = int(resolution)
+        self.encoding = encoding
+        self.flops_m = arch.FlopsTable(self.resolution, width_mult)(self.configs)
+        self._rows = {row.tobytes(): i for i, row in enumerate(self.configs)}
+        if len(self._rows) != len(self.configs):
+            raise UnknownArchitectureError(f"ofa_mbv3: the pool repeats a subnet ({len(self.configs) - len(self._rows)} repeats)")
+
+    @cached_property
+    def features(self) -> np.ndarray:
+        if self.encoding == "raw":
+            return np.ascontiguousarray(arch.encode_raw(self.configs))
+        return arch.encode_onehot(self.configs, self.resolution)
+
+    def decode(self, index: int) -> dict[str, Any]:
+        """The subnet as OFA's ``set_active_subnet`` keywords plus ``"r": [resolution]``."""
+        return arch.to_ofa_dict(self.configs[self.check_indices(index)[0]], self.resolution)
+
+    def arch_str(self, index: int) -> str:
+        return f"{arch.format_config(self.configs[self.check_indices(index)[0]])}|r={self.resolution}"
+
+    def index_of(self, arch_: Any) -> int:
+        """The pool index of an OFA dict, an ``arch_str`` or a raw row of 45 integers.
+
+        Raises:
+            UnknownArchitectureError: malformed, another resolution, or not in the pool.
+        """
+        if isinstance(arch_, str):
+            text, _, res = arch_.rpartition("|r=")
+            if not text or int(res) != self.resolution:
+                raise UnknownArchitectureError(f"ofa_mbv3: {arch_!r} is not a subnet string at r={self.resolution}")
+            row = arch.parse_config(text)
+        elif isinstance(arch_, dict):
+            if "r" in arch_ and int(arch_["r"][0]) != self.resolution:
+                raise UnknownArchitectureError(f"ofa_mbv3: resolution {arch_['r']} but the pool is at {self.resolution} px")
+            row = arch.from_ofa_dict(arch_)
+        else:
+            row = arch.check_configs(arch.canonical(np.asarray(arch_)))[0]
+        try:
+            return self._rows[row.tobytes()]
+        except KeyError:
+            raise UnknownArchitectureError(f"ofa_mbv3: subnet {arch.format_config(row)} is not in the pool of {len(self)}") from None
+
+    def params(self, index: int) -> dict[str, Any]:
+        return self.decode(index)
+
+    def mutate(self, index: int, rng: np.random.Generator) -> int:
+        """A random nearest pool neighbour of ``index`` (fewest differing raw integers). A single-gene
+        mutation of a subnet is almost never in a random pool of 10,000, so the pool's own neighbourhood
+        stands in for it."""
+        idx = int(self.check_indices(index)[0])
+        distance = (self.configs != self.configs[idx]).sum(axis=1)
+        distance[idx] = arch.N_RAW + 1
+        return int(rng.choice(np.flatnonzero(distance == distance.min())))
+
+    def describe(self, indices: np.ndarray) -> dict[str, list]:
+        """``flops_m``: MFLOPs (multiply-accumulates, as OFA counts them) of each subnet."""
+        return {"flops_m": self.flops_m[self.check_indices(indices)].round(3).tolist()}
+
+
+def load_benchmark(
+    oracle: str = "predictor",
+    pool_size: int = 10000,
+    flops_min: float = 550.0,
+    flops_max: float = 600.0,
+    resolution: int = 236,
+    seed: int = 0,
+    encoding: str = "raw",
+    data_dir: str | os.PathLike | None = None,
+    predictor_path: str | os.PathLike | None = None,
+    **supernet: Any,
+) -> Benchmark:
+    """The OFA MobileNetV3 benchmark: a cached pool and the oracle the config names.
+
+    Args:
+        oracle: ``"predictor"`` (OFA's accuracy predictor, fast) or ``"supernet"`` (ImageNet evaluation).
+        pool_size: number of unique subnets.
+        flops_min: lower bound of the FLOPs window (MFLOPs at ``resolution``).
+        flops_max: upper bound.
+        resolution: input resolution (pixels); the predictor covers 112..239.
+        seed: seed of the pool (one pool per seed, cached).
+        encoding: ``"raw"`` (45 integers) or ``"onehot"`` (OFA's 128).
+        data_dir: a data root searched first for ``ofa/acc_predictor.pth``.
+        predictor_path: explicit accuracy-predictor checkpoint (overrides the data roots).
+        **supernet: options of :class:`weaknas_ray.ofa.evaluator.SupernetOracle` (``weights``, ``imagenet``,
+            ``n_evaluators``, ``num_gpus_per_evaluator``, ...), only with ``oracle="supernet"``.
+
+    Returns:
+        ``Benchmark("ofa_mbv3/<oracle>", OFAMobileNetV3Space, oracle)``.
+
+    Raises:
+        ConfigError: unknown oracle or encoding, options of the other oracle, an impossible FLOPs window.
+        BenchmarkDataError: the predictor checkpoint, supernet weights or ImageNet folder is missing.
+    """
+    if oracle not in ORACLES:
+        raise ConfigError(f"benchmark.oracle: unknown OFA oracle {oracle!r}; choose one of {list(ORACLES)}")
+    if oracle == "predictor" and supernet:
+        raise ConfigError(f"benchmark: options {sorted(supernet)} need oracle: supernet (the predictor oracle takes none)")
+    space = OFAMobileNetV3Space(cached_pool(int(pool_size), flops_min, flops_max, int(resolution), int(seed)), resolution, encoding)
+    if oracle == "predictor":
+        from weaknas_ray.ofa.surrogate import AccuracyPredictor, SurrogateOracle, locate_predictor
+
+        predictor = AccuracyPredictor(locate_predictor(predictor_path, data_dir))
+        result: Oracle = SurrogateOracle(predictor, space.configs, space.resolution)
+    else:
+        from weaknas_ray.ofa.evaluator import SupernetOracle
+
+        result = SupernetOracle(space.configs, space.resolution, **supernet)
+    return Benchmark(f"ofa_mbv3/{oracle}", space, result)
