@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -179,3 +181,15 @@ def test_cli_data_list_flags_corrupt_file(roots, capsys):
     tiny_csv(roots / "cli" / "nasbench201" / "nb201_200ep.csv")
     assert main(["data", "list", "--data-dir", str(roots / "cli")]) == 1
     assert "nasbench201            nasbench201  corrupt" in capsys.readouterr().out
+
+
+def test_touched_source_reuses_cache_after_hashing(roots):
+    path = tiny_csv(roots / "t.csv")
+    first = convert(path)
+    os.utime(path, ns=(1, 1))  # same content, new mtime: hashed again, not reconverted
+
+    def refuse(_):
+        raise AssertionError("reconverted an unchanged file")
+
+    again = store.cached_table(store.cache_key("t", path), path, refuse, schema_version=1)
+    np.testing.assert_array_equal(first["ops"], again["ops"])

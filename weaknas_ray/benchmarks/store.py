@@ -117,15 +117,17 @@ def cached_table(
     """
     stat = source.stat()
     cached = read_cache(key)
-    if cached is not None:
-        columns, meta = cached
-        same_version = meta.get("schema_version") == schema_version and meta.get("rows") == rows
-        if same_version and (expected_sha256 is None or meta.get("sha256") == expected_sha256):
-            if (meta.get("size"), meta.get("mtime_ns")) == (stat.st_size, stat.st_mtime_ns):
-                return columns
+    meta = cached[1] if cached is not None else {}
+    usable = (
+        cached is not None
+        and (meta.get("schema_version"), meta.get("rows")) == (schema_version, rows)
+        and expected_sha256 in (None, meta.get("sha256"))
+    )
+    if usable and (meta.get("size"), meta.get("mtime_ns")) == (stat.st_size, stat.st_mtime_ns):
+        return cached[0]
     digest = verify_checksum(source, expected_sha256, how_to_get)
-    if cached is not None and same_version and meta.get("sha256") == digest:
-        return columns
+    if usable and meta.get("sha256") == digest:  # same content, new mtime (copied or touched)
+        return cached[0]
     columns = build(source)
     check_rows(source, columns, rows)
     meta = {
