@@ -238,12 +238,17 @@ def run_search(
     if tasks:
         if config["search"]["stop_at_optimum"] and oracle.optimum_indices is None:
             raise ConfigError("search.stop_at_optimum: the benchmark's oracle does not know its optimum")
+        from weaknas_ray.results.report import start_embedding
+
+        embedding = start_embedding(benchmark) if report else None
         started = connect(config["ray"])
         try:
             failures = _Dispatcher(config, benchmark, store, tasks, progress, echo).run()
         finally:
             if started:
                 ray.shutdown()
+        if embedding is not None:
+            embedding.join()
     store.write_failures(failures)
     summary = None
     if report and (done or len(failures) < len(tasks)):

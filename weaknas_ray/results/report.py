@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import threading
 from pathlib import Path
 from typing import Any, Callable
 
@@ -39,6 +41,26 @@ def write_report(
     if dynamics:
         _dynamics(store, config, results, benchmark, echo)
     return summary
+
+
+def start_embedding(benchmark) -> threading.Thread | None:
+    """Compute the pool's t-SNE in a background thread while the search runs (the figure at the end
+    then reads it from the cache). ``None`` when the pool is too large or scikit-learn is missing."""
+    from weaknas_ray.benchmarks.paths import cache_dir
+    from weaknas_ray.results.plots import MAX_TSNE_POOL, tsne_embedding
+
+    if len(benchmark.space) > MAX_TSNE_POOL or importlib.util.find_spec("sklearn") is None:
+        return None
+
+    def work() -> None:
+        try:
+            tsne_embedding(benchmark.space.features, cache_dir())
+        except Exception:  # noqa: BLE001 (the report computes it again and reports the error)
+            pass
+
+    thread = threading.Thread(target=work, name="tsne", daemon=True)
+    thread.start()
+    return thread
 
 
 def _dynamics(store: RunStore, config: dict, results, benchmark, echo) -> None:

@@ -1,0 +1,145 @@
+"""Config loading: defaults, files, overrides, and the documented errors naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from weaknas_ray.config import (
+    BASE,
+    QUICK_DEFAULT,
+    diff,
+    dump_yaml,
+    load_config,
+    method_settings,
+    read_yaml,
+    set_key,
+)
+from weaknas_ray.exceptions import ConfigError
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+# the runner's YAML files (tune_* and ofa_* belong to other pieces)
+RUNNER_CONFIGS = sorted(p for p in CONFIGS.glob("nb*.yaml"))
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_no_file_is_quick_default_over_base():
+    config = load_config()
+    assert set(config) == set(BASE)
+    assert config["search"]["methods"] == QUICK_DEFAULT["search"]["methods"]
+    assert config["search"]["init_sample"] == BASE["search"]["init_sample"]
+    assert config["methods"]["weaknas"]["predictor_params"] == {"hidden": [256, 256]}
+
+
+def test_quick_file_equals_embedded_default():
+    assert load_config(CONFIGS / "nb201_quick.yaml") == load_config()
+
+
+@pytest.mark.parametrize("path", RUNNER_CONFIGS, ids=lambda p: p.name)
+def test_shipped_configs_load_and_match_method_signatures(path):
+    config = load_config(path)
+    for method in config["search"]["methods"]:
+        method_settings(config, method)
+
+
+def test_published_configs_use_published_settings():
+    nb101 = load_config(CONFIGS / "nb101_uniform.yaml")["search"]
+    assert (nb101["init_sample"], nb101["sample_each_iter"], nb101["max_sample"], nb101["repeats"]) == (100, 10, 1000, 100)
+    assert (nb101["top_start"], nb101["top_end"]) == (100, 100)
+    ei = load_config(CONFIGS / "nb201_cifar100_ei.yaml")
+    assert ei["methods"]["weaknas-ei"]["n_members"] == 5 and ei["benchmark"]["dataset"] == "cifar100"
+
+
+def test_file_merges_over_base_and_benchmark_section_replaces(tmp_path):
+    config = load_config(write(tmp_path, "benchmark: {name: nasbench101}\nsearch: {repeats: 7}\n"))
+    assert config["benchmark"] == {"name": "nasbench101"}
+    assert config["search"]["repeats"] == 7 and config["search"]["max_sample"] == BASE["search"]["max_sample"]
+
+
+def test_overrides_apply_last_and_skip_none():
+    config = load_config(overrides={"search.repeats": 2, "ray.address": None, "methods.random.batch_size": 5})
+    assert config["search"]["repeats"] == 2
+    assert config["ray"]["address"] is None
+    assert config["methods"]["random"] == {"batch_size": 5}
+
+
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ("bogus: 1\n", "bogus: unknown"),
+        ("search: {repeatz: 3}\n", "search.repeatz: unknown key"),
+        ("ray: {cpus: 3}\n", "ray.cpus: unknown key"),
+        ("search: {repeats: '3'}\n", "search.repeats: expected int, got str"),
+        ("search: {repeats: true}\n", "search.repeats: expected int, got bool"),
+        ("search: {repeats: 0}\n", "search.repeats: expected >= 1"),
+        ("search: {top_decay: 1.5}\n", "search.top_decay: expected in (0, 1]"),
+        ("search: {max_sample: 5}\n", "search.init_sample: 10 exceeds search.max_sample (5)"),
+        ("search: {top_start: 50, top_end: 60}\n", "search.top_end: 60 exceeds search.top_start (50)"),
+        ("search: {methods: [weaknas, bogus]}\n", "search.methods: unknown method 'bogus'"),
+        ("search: {methods: []}\n", "search.methods: expected a non-empty list"),
+        ("search: {methods: [random, random]}\n", "search.methods: expected a non-empty list of distinct"),
+        ("methods: {bogus: {}}\n", "methods.bogus: unknown method"),
+        ("methods: {random: 3}\n", "methods.random: expected a mapping"),
+        ("benchmark: {name: nasbench999}\n", "benchmark.name: unknown benchmark 'nasbench999'"),
+        ("benchmark: {dataset: cifar10}\n", "benchmark: give exactly one of 'name'"),
+        ("benchmark: {loader: nocolon}\n", "benchmark.loader: expected 'module:function'"),
+        ("ray: {num_gpus_per_repeat: 1.5}\n", "ray.num_gpus_per_repeat: expected 0..1 or a whole number"),
+        ("ray: {cpus_per_repeat: 0}\n", "ray.cpus_per_repeat: expected > 0"),
+        ("output: null\n", "output: must be set"),
+        ("search: 3\n", "search: expected a mapping"),
+    ],
+)
+def test_malformed_configs_name_the_key(tmp_path, text, key):
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, text))
+    assert key in str(err.value)
+
+
+def test_unreadable_files_name_the_file(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(write(tmp_path, "search: {repeats: [\n"))
+    with pytest.raises(ConfigError, match="must hold a mapping"):
+        load_config(write(tmp_path, "- 1\n- 2\n"))
+
+
+def test_set_key_rejects_unknown_paths_but_opens_methods_and_benchmark():
+    config = load_config()
+    set_key(config, "benchmark.noisy", True)
+    set_key(config, "methods.weaknas.n_members", 3)
+    assert config["benchmark"]["noisy"] is True and config["methods"]["weaknas"]["n_members"] == 3
+    with pytest.raises(ConfigError, match="search.nope: unknown key"):
+        set_key(config, "search.nope", 1)
+    with pytest.raises(ConfigError, match="search.repeats: is a value, not a section"):
+        set_key(config, "search.repeats.x", 1)
+
+
+def test_method_settings_pass_shared_keys_the_constructor_accepts():
+    config = load_config(overrides={"methods.weaknas.n_members": 2})
+    weaknas = method_settings(config, "weaknas")
+    assert weaknas["init_sample"] == 10 and weaknas["n_members"] == 2 and weaknas["predictor"] == "mlp"
+    assert "init_sample" not in method_settings(config, "random")
+    config["methods"]["random"] = {"bogus": 1}
+    with pytest.raises(ConfigError, match=r"methods.random.bogus: not a setting of method 'random'"):
+        method_settings(config, "random")
+
+
+def test_diff_lists_changed_keys_and_honours_ignore():
+    old = load_config()
+    new = load_config(overrides={"search.max_sample": 50, "ray.num_cpus": 1, "output": "elsewhere"})
+    assert diff(old, new) == ["output: 'outputs/default' -> 'elsewhere'", "ray.num_cpus: None -> 1", "search.max_sample: 100 -> 50"]
+    assert diff(old, new, ignore=("ray.", "output")) == ["search.max_sample: 100 -> 50"]
+
+
+def test_dump_round_trips(tmp_path):
+    config = load_config()
+    path = tmp_path / "config.yaml"
+    path.write_text(dump_yaml(config))
+    assert read_yaml(path) == config

@@ -1,0 +1,128 @@
+"""The output folder: atomic writes, resume bookkeeping, summary statistics and figures (no Ray)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from weaknas_ray.config import load_config
+from weaknas_ray.exceptions import ConfigError
+from weaknas_ray.results.aggregate import best_curves, queries_to_optimum, summarize, summary_table
+from weaknas_ray.results.plots import plot_curves, plot_search_dynamics, tsne_embedding
+from weaknas_ray.results.records import RunStore, atomic_write, write_text
+from weaknas_ray.results.report import write_report
+
+
+def rows(method: str, repeat: int, reported: list[float], arch: list[int] | None = None) -> pd.DataFrame:
+    """Query rows as run_repeat labels them, batches of 2."""
+    n = len(reported)
+    return pd.DataFrame(
+        {
+            "method": method,
+            "repeat": repeat,
+            "seed": repeat,
+            "iteration": np.arange(n) // 2,
+            "query": np.arange(1, n + 1),
+            "arch_index": np.arange(n) + 10 * repeat if arch is None else arch,
+            "search_value": reported,
+            "reported_value": reported,
+            "best_search_so_far": np.maximum.accumulate(reported),
+            "best_reported_so_far": np.maximum.accumulate(reported),
+            "elapsed_s": 0.0,
+        }
+    )
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path):
+    path = tmp_path / "f.txt"
+    write_text(path, "old")
+
+    def broken(tmp):
+        tmp.write_text("half")
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(path, broken)
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
+
+
+def test_store_records_finished_repeats_and_merges_sorted(tmp_path):
+    store = RunStore(tmp_path / "run")
+    store.prepare(load_config(), {"benchmark": "fake"})
+    store.write_repeat("random", 1, rows("random", 1, [1.0, 2.0]), None)
+    final = pd.DataFrame({"method": ["weaknas"], "repeat": [0], "reported_value": [3.0], "already_queried": [False]})
+    store.write_repeat("weaknas", 0, rows("weaknas", 0, [0.5, 3.0]), final)
+    store.write_repeat("random", 0, rows("random", 0, [2.0, 1.0]), None)
+    assert store.finished() == {("random", 0), ("random", 1), ("weaknas", 0)}
+    merged = pd.read_parquet(store.root / "results.parquet")
+    assert merged[["method", "repeat"]].drop_duplicates().values.tolist() == [["random", 0], ["random", 1], ["weaknas", 0]]
+    assert pd.read_parquet(store.root / "final_top1.parquet").shape[0] == 1
+    assert store.load_meta() == {"benchmark": "fake"}
+
+
+def test_store_refuses_a_different_config_with_a_diff(tmp_path):
+    store = RunStore(tmp_path)
+    store.prepare(load_config())
+    store.prepare(load_config(overrides={"ray.num_cpus": 1, "search.repeats": 9}))  # results unchanged: allowed
+    with pytest.raises(ConfigError) as err:
+        store.prepare(load_config(overrides={"search.max_sample": 60, "search.seed": 3}))
+    assert "search.max_sample: 100 -> 60" in str(err.value) and "search.seed: 0 -> 3" in str(err.value)
+
+
+def test_empty_store_and_failures_file(tmp_path):
+    store = RunStore(tmp_path)
+    with pytest.raises(ConfigError, match="holds no finished repeat"):
+        store.results()
+    store.write_failures([{"method": "random", "repeat": 0, "seed": 0, "error": "boom"}])
+    assert json.loads((tmp_path / "failures.json").read_text())[0]["error"] == "boom"
+    store.write_failures([])
+    assert not (tmp_path / "failures.json").exists()
+
+
+def test_best_curves_carry_an_early_stop_forward():
+    frame = pd.concat([rows("m", 0, [1.0, 5.0]), rows("m", 1, [2.0, 1.0, 3.0, 0.0])])
+    curves = best_curves(frame, 4)
+    np.testing.assert_array_equal(curves, [[1, 5, 5, 5], [2, 2, 3, 3]])
+
+
+def test_summary_checkpoints_and_queries_to_optimum():
+    values = np.linspace(0, 1, 20)
+    frame = pd.concat(
+        [rows("a", 0, list(values), arch=list(range(20))), rows("a", 1, list(values[::-1]), arch=list(range(19, -1, -1)))]
+    )
+    final = pd.DataFrame({"method": ["a", "a"], "reported_value": [1.0, 0.5], "already_queried": [True, False]})
+    s = summarize(frame, final, max_sample=20, optimum_indices=[19], optimum_reported=1.0)["methods"]["a"]
+    assert s["repeats"] == 2 and s["seeds"] == [0, 1]
+    assert set(s["best_reported_at"]) == {"10", "20"}
+    assert s["best_reported_at"]["10"]["mean"] == pytest.approx((values[9] + 1.0) / 2)
+    assert s["best_reported_at"]["20"] == {"mean": 1.0, "std": 0.0}
+    assert s["queries_to_optimum"] == {"mean": 10.5, "median": 10.5, "share_found": 1.0}
+    assert s["final_top1"]["reported"]["mean"] == 0.75 and s["final_top1"]["share_already_queried"] == 0.5
+    np.testing.assert_array_equal(queries_to_optimum(frame, [999]), [np.nan, np.nan])
+    assert "a" in summary_table({"methods": {"a": s}})
+
+
+def test_figures_and_cached_embedding(tmp_path):
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(60, 4)).astype(np.float32)
+    emb = tsne_embedding(features, tmp_path / "cache")
+    assert emb.shape == (60, 2) and len(list((tmp_path / "cache").glob("tsne_*.npy"))) == 1
+    np.testing.assert_array_equal(tsne_embedding(features, tmp_path / "cache"), emb)  # read back from the cache
+    frame = pd.concat([rows("weaknas", 0, list(rng.random(8))), rows("random", 0, list(rng.random(8)))])
+    assert plot_curves({"": frame}, 8, tmp_path / "c.png", optimum=1.0, log_x=True).stat().st_size > 0
+    one = frame[frame["method"] == "weaknas"]
+    assert plot_search_dynamics(emb, rng.random(60), one, tmp_path / "d.png", "t").stat().st_size > 0
+
+
+def test_write_report_from_the_folder_alone(tmp_path):
+    store = RunStore(tmp_path)
+    store.prepare(load_config(overrides={"search.max_sample": 20}), {"benchmark": "fake", "optimum": {"reported": 1.0}, "optimum_indices": [3]})
+    store.write_repeat("random", 0, rows("random", 0, [0.1, 1.0, 0.2]), None)
+    summary = write_report(store, dynamics=False)
+    assert summary["methods"]["random"]["queries_to_optimum"]["share_found"] == 0.0
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
+    assert (tmp_path / "curves.png").is_file()
