@@ -1,0 +1,112 @@
+"""The supernet oracle on CPU: a random supernet, a tiny image folder written here, Ray evaluator actors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from weaknas_ray.exceptions import BenchmarkDataError
+from weaknas_ray.ofa.imagenet import FolderSplit, PackedSplit, open_split, pack_split
+
+pytest.importorskip("ofa")
+RES = 64  # NOTE: tiny images keep a CPU query under a second; OFA's networks take any resolution
+TINY = {
+    "oracle": "supernet", "pool_size": 12, "flops_min": 0, "flops_max": 1e4, "resolution": RES,
+    "weights": "random", "n_evaluators": 2, "num_gpus_per_evaluator": 0.5, "num_cpus_per_evaluator": 0.5,
+    "calib_images": 4, "calib_batch": 2, "batch_size": 4, "workers": 1,
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tiny_imagenet(tmp_path_factory) -> Path:
+    """``train/`` and ``val/`` with 2 classes x 3 JPEGs of random pixels and odd sizes."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("imagenet")
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for wnid in ("n01440764", "n01443537"):
+            (root / split / wnid).mkdir(parents=True)
+            for k in range(3):
+                pixels = rng.integers(0, 256, size=(50 + 7 * k, 80, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(root / split / wnid / f"{wnid}_{k}.JPEG")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("WEAKNAS_CACHE", str(tmp_path / "cache"))
+
+
+def test_folder_and_packed_shards_agree(tiny_imagenet, tmp_path):
+    folder = open_split(tiny_imagenet / "val")
+    assert isinstance(folder, FolderSplit) and len(folder) == 6
+    np.testing.assert_array_equal(folder.labels, [0, 0, 0, 1, 1, 1])
+    packed = open_split(pack_split(tiny_imagenet / "val", tmp_path / "packed", RES, shard_size=4, workers=1))
+    assert isinstance(packed, PackedSplit) and len(packed) == 6
+    idx = np.array([5, 0, 3])
+    (a, la), (b, lb) = folder.load(idx, RES, workers=2), packed.load(idx, RES)
+    assert a.shape == (3, RES, RES, 3) and a.dtype == np.uint8
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(la, lb)
+    with pytest.raises(BenchmarkDataError, match="packed at 64 px"):
+        packed.load(idx, 96)
+    with pytest.raises(BenchmarkDataError, match="does not exist"):
+        open_split(tmp_path / "missing")
+
+
+def test_supernet_oracle_merges_shards_like_one_evaluator(ray_session, tiny_imagenet):
+    from weaknas_ray.benchmarks.registry import load_benchmark
+    from weaknas_ray.ofa.evaluator import SubnetEvaluator
+
+    bench = load_benchmark("ofa_mbv3", imagenet=tiny_imagenet, **TINY)
+    assert bench.name == "ofa_mbv3/supernet"
+    result = bench.oracle.evaluate(np.array([0, 5]))
+    oracle = bench.oracle
+    assert ray_session.available_resources().get("GPU", 0) <= 1.0  # two actors hold half a GPU each
+    single = SubnetEvaluator("random", oracle.val, oracle.val_indices, oracle.calib, oracle.calib_indices, RES,
+                             batch_size=4, calib_batch=2, workers=1)  # fmt: skip
+    for i, top1 in zip((0, 5), result.search):
+        counts = single.evaluate(bench.space.configs[i])
+        assert counts["n"] == 6 and counts["device"] == "cpu"
+        assert top1 == pytest.approx(100.0 * counts["correct1"] / 6)
+        assert oracle.measurements[i]["top1"] <= oracle.measurements[i]["top5"]
+    np.testing.assert_array_equal(result.search, result.reported)
+    assert (result.cost > 0).all()
+    oracle.shutdown()
+
+
+def test_supernet_config_runs_end_to_end(ray_session, tiny_imagenet, tmp_path):
+    import pandas as pd
+
+    from weaknas_ray.config import load_config
+    from weaknas_ray.drivers.ray_runner import run_search
+
+    root = Path(__file__).resolve().parents[1]
+    overrides = {f"benchmark.{key}": value for key, value in TINY.items()}
+    overrides.update({
+        "benchmark.imagenet": str(tiny_imagenet), "output": str(tmp_path / "run"), "search.methods": ["weaknas"],
+        "search.repeats": 1, "search.max_sample": 4, "search.init_sample": 2, "search.sample_each_iter": 2,
+        "search.top_start": 4, "search.top_end": 4, "ray.cpus_per_repeat": 1,
+        "methods.weaknas.predictor_params": {"n_rounds": 5, "max_depth": 3},
+    })  # fmt: skip
+    config = load_config(root / "configs" / "ofa_mbv3_supernet.yaml", overrides)
+    outcome = run_search(config, progress=False, report=False, echo=lambda *a: None)
+    assert not outcome.failures
+    rows = pd.read_parquet(tmp_path / "run" / "results.parquet")
+    assert len(rows) == 4 and rows["reported_value"].between(0, 100).all()
+    assert rows["flops_m"].notna().all() and rows["arch"].str.endswith(f"r={RES}").all()
+
+
+def test_supernet_oracle_names_missing_paths(tiny_imagenet, tmp_path):
+    from weaknas_ray.benchmarks.registry import load_benchmark
+
+    options = {**TINY, "pool_size": 4}
+    with pytest.raises(BenchmarkDataError, match="benchmark.weights"):
+        load_benchmark("ofa_mbv3", **{**options, "weights": None}, imagenet=tiny_imagenet)
+    with pytest.raises(BenchmarkDataError, match="benchmark.imagenet"):
+        load_benchmark("ofa_mbv3", **options)
+    with pytest.raises(BenchmarkDataError, match=str(tmp_path / "val")):
+        load_benchmark("ofa_mbv3", **options, imagenet=tmp_path)
