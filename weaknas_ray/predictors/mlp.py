@@ -21,6 +21,7 @@ others keep training.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -97,6 +98,7 @@ class MLPEnsemble(Predictor):
         torch = _torch()
         X, y = check_fit_data(X, y, "mlp")
         init, perms = _draw_member_randomness(seed, self.n_members, [X.shape[1], *self.hidden, 1], len(X), self.max_epochs)
+        # NOTE: training data is small (n <= a few thousand rows); copying it to the device once is free.
         with _torch_threads(torch, self.threads):
             device = torch.device(self.device)
             weights = [torch.as_tensor(w, device=device) for w, _ in init]
@@ -116,7 +118,7 @@ class MLPEnsemble(Predictor):
         device = torch.device(self.device)
         chunk = max(1, _CHUNK_ROWS.get(device.type, _CHUNK_ROWS["cpu"]) // self.n_members)
         with _torch_threads(torch, self.threads), torch.inference_mode(), _autocast(torch, device, self.dtype):
-            Xd = torch.as_tensor(X, device=device)
+            Xd = _read_only_tensor(torch, X, device)
             out = torch.empty((self.n_members, len(X)), dtype=torch.float32, device=device)
             for start in range(0, len(X), chunk):
                 h = Xd[start : start + chunk].expand(self.n_members, -1, -1)
@@ -260,14 +262,15 @@ def _loss_and_grads(params: list, xb, yb, alpha: float):
     acts = [xb]
     for W, bias in zip(weights[:-1], biases[:-1]):
         acts.append(torch.baddbmm(bias, acts[-1], W).relu_())
-    diff = torch.baddbmm(biases[-1], acts[-1], weights[-1]).float() - yb
+    diff = torch.baddbmm(biases[-1], acts[-1], weights[-1]).to(yb.dtype) - yb
     sq_weights = sum(torch.linalg.vector_norm(W, dim=(1, 2)).square() for W in weights)
     loss = 0.5 * diff.square().mean(dim=(1, 2)) + (0.5 * alpha / b) * sq_weights
     delta = diff / b
     grad_w, grad_b = [None] * n_layers, [None] * n_layers
     for layer in range(n_layers - 1, -1, -1):
-        grad_w[layer] = torch.baddbmm(weights[layer], acts[layer].transpose(1, 2), delta, beta=alpha / b).float()
-        grad_b[layer] = delta.sum(dim=1, keepdim=True).float()
+        # NOTE: under bfloat16 autocast the products come back in bf16; Adam runs in the weights' dtype.
+        grad_w[layer] = torch.baddbmm(weights[layer], acts[layer].transpose(1, 2), delta, beta=alpha / b).to(weights[layer].dtype)
+        grad_b[layer] = delta.sum(dim=1, keepdim=True).to(weights[layer].dtype)
         if layer:
             delta = torch.ops.aten.threshold_backward(torch.bmm(delta, weights[layer].transpose(1, 2)), acts[layer], 0.0)
     return loss, grad_w + grad_b
@@ -308,6 +311,13 @@ def _torch_threads(torch, threads: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def _read_only_tensor(torch, array: np.ndarray, device):
+    """``array`` as a tensor without copying; Ray hands pools over read-only and we never write to them."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.as_tensor(array, device=device)
 
 
 def _autocast(torch, device, dtype: str):

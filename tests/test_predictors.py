@@ -1,0 +1,231 @@
+"""Predictor contract, run against every predictor, plus the torch MLP's exactness checks.
+
+Contract suites are subclassed per predictor (Optuna's pytest_samplers style) with tiny models so the
+whole file stays fast; the real-data comparison uses the method's full 4 x 1000 MLP on 100 rows.
+"""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from weaknas_ray.exceptions import ConfigError, NotFittedError
+from weaknas_ray.predictors import make_predictor, predictor_class
+
+pytest.importorskip("sklearn")
+
+
+def _toy(n: int = 120, d: int = 12, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A learnable toy regression: 0/1 features, a linear target plus an interaction, z-scored."""
+    rng = np.random.default_rng(seed)
+    X = (rng.random((n, d)) < 0.3).astype(np.float32)
+    y = X @ rng.normal(size=d) + X[:, 0] * X[:, 1]
+    return X, ((y - y.mean()) / y.std()).astype(np.float32)
+
+
+class PredictorContract:
+    """Rules every predictor obeys. Subclasses set ``name`` and ``params`` (a small, fast model)."""
+
+    name: str
+    params: dict = {}
+
+    def make(self, n_members: int = 1):
+        return make_predictor(self.name, n_members=n_members, **self.params)
+
+    def test_registered_under_its_name(self):
+        assert isinstance(self.make(), predictor_class(self.name))
+
+    def test_fit_returns_self_and_predict_shape(self):
+        X, y = _toy()
+        model = self.make(n_members=2)
+        assert model.fit(X, y, seed=0) is model
+        pred = model.predict(X[:7])
+        assert pred.shape == (2, 7) and pred.dtype == np.float32 and np.isfinite(pred).all()
+
+    def test_learns_the_training_data(self):
+        X, y = _toy()
+        pred = self.make().fit(X, y, seed=0).predict(X)[0]
+        assert np.corrcoef(pred, y)[0, 1] > 0.8
+
+    def test_predict_before_fit_raises(self):
+        with pytest.raises(NotFittedError, match="fit"):
+            self.make().predict(np.zeros((3, 12), np.float32))
+        with pytest.raises(NotFittedError, match="fit"):
+            self.make().get_state()
+
+    def test_bad_shapes_raise(self):
+        X, y = _toy()
+        with pytest.raises(ConfigError, match="y of shape"):
+            self.make().fit(X, y[:-1], seed=0)
+        with pytest.raises(ConfigError, match="finite"):
+            self.make().fit(X, np.full_like(y, np.nan), seed=0)
+        model = self.make().fit(X, y, seed=0)
+        with pytest.raises(ConfigError, match=r"\(m, 12\)"):
+            model.predict(X[:, :5])
+
+    @pytest.mark.parametrize("bad", [0, -1, 1.5, True])
+    def test_bad_member_count_raises(self, bad):
+        with pytest.raises(ConfigError, match="n_members"):
+            self.make(n_members=bad)
+
+    def test_same_seed_same_predictions(self):
+        X, y = _toy()
+        first = self.make(n_members=2).fit(X, y, seed=3).predict(X)
+        second = self.make(n_members=2).fit(X, y, seed=3).predict(X)
+        np.testing.assert_array_equal(first, second)
+
+    def test_state_round_trip(self):
+        X, y = _toy()
+        model = self.make(n_members=2).fit(X, y, seed=1)
+        state = pickle.loads(pickle.dumps(model.get_state()))
+        rebuilt = type(model).from_state(state)
+        np.testing.assert_array_equal(rebuilt.predict(X), model.predict(X))
+
+    def test_single_training_row(self):
+        X, y = _toy()
+        assert self.make().fit(X[:1], y[:1], seed=0).predict(X).shape == (1, len(X))
+
+
+# NOTE: one torch thread: on 2 shared cores, OpenMP threads on tiny matrices are 10x slower.
+SMALL = {"hidden": (32, 32), "max_epochs": 40, "lr": 1e-2, "threads": 1}
+
+
+class TestMLPContract(PredictorContract):
+    name = "mlp"
+    params = SMALL
+
+
+class TestSklearnMLPContract(PredictorContract):
+    name = "sklearn-mlp"
+    params = {"hidden": (32, 32), "max_epochs": 40, "lr": 1e-2}
+
+
+class TestGBTContract(PredictorContract):
+    name = "gbt"
+    params = {"max_depth": 4, "n_rounds": 30}
+
+
+# --- the torch MLP: exactly sklearn's training, batched -------------------------------------------
+
+def test_mlp_ensemble_equals_separate_fits():
+    """Member i of a batched E=3 fit is the E=1 fit with seed + i, even when members stop at different epochs."""
+    from weaknas_ray.predictors.mlp import MLPEnsemble
+
+    X, y = _toy(n=250)
+    params = {**SMALL, "tol": 1e-3, "n_iter_no_change": 3}
+    batched = MLPEnsemble(n_members=3, **params).fit(X, y, seed=7)
+    singles = [MLPEnsemble(**params).fit(X, y, seed=7 + i) for i in range(3)]
+    assert len(set(batched.n_epochs_)) > 1, "test data should make members stop at different epochs"
+    np.testing.assert_array_equal(batched.n_epochs_, [s.n_epochs_[0] for s in singles])
+    np.testing.assert_allclose(batched.predict(X), np.concatenate([s.predict(X) for s in singles]), atol=1e-4)
+
+
+def test_mlp_different_seeds_differ():
+    from weaknas_ray.predictors.mlp import MLPEnsemble
+
+    X, y = _toy()
+    pred = MLPEnsemble(n_members=2, **SMALL).fit(X, y, seed=0).predict(X)
+    assert not np.allclose(pred[0], pred[1])
+
+
+@pytest.mark.parametrize("patience", [1, 3])
+def test_mlp_stops_on_the_same_epoch_as_sklearn(patience):
+    """With a huge tol no epoch counts as progress: both stop after exactly patience + 2 epochs."""
+    from sklearn.neural_network import MLPRegressor
+
+    from weaknas_ray.predictors.mlp import MLPEnsemble
+
+    X, y = _toy()
+    ours = MLPEnsemble(hidden=(8,), threads=1, tol=100.0, n_iter_no_change=patience).fit(X, y, seed=0)
+    ref = MLPRegressor(hidden_layer_sizes=(8,), tol=100.0, n_iter_no_change=patience, random_state=0).fit(X, y)
+    assert ours.n_epochs_[0] == ref.n_iter_ == patience + 2
+
+
+def test_mlp_loss_and_gradients_match_the_method_formula():
+    """Hand-written backprop == autograd of 0.5*mean((f-y)^2) + alpha/(2b) * sum ||W||^2 in float64."""
+    import torch
+
+    from weaknas_ray.predictors.mlp import _draw_member_randomness, _loss_and_grads
+
+    X, y = _toy(n=9)
+    init, _ = _draw_member_randomness(0, 2, [12, 16, 16, 1], len(X), 1)
+    params = [torch.tensor(w, dtype=torch.float64) for w, _ in init] + [torch.tensor(b, dtype=torch.float64) for _, b in init]
+    xb = torch.tensor(X, dtype=torch.float64).expand(2, -1, -1)
+    yb = torch.tensor(y, dtype=torch.float64).view(1, -1, 1).expand(2, -1, -1)
+    loss, grads = _loss_and_grads(params, xb, yb, alpha=0.1)
+
+    leaves = [p.clone().requires_grad_() for p in params]
+    h = xb
+    for W, b in zip(leaves[:3], leaves[3:]):
+        h = torch.baddbmm(b, h, W)
+        h = h.relu() if W is not leaves[2] else h
+    ref = 0.5 * ((h - yb) ** 2).mean(dim=(1, 2)) + 0.1 / (2 * 9) * sum((W**2).sum(dim=(1, 2)) for W in leaves[:3])
+    ref.sum().backward()
+    torch.testing.assert_close(loss, ref.detach())
+    for got, leaf in zip(grads, leaves):
+        torch.testing.assert_close(got, leaf.grad)
+
+
+def test_adam_step_is_sklearns_formula():
+    """p -= lr*sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + eps): sklearn's AdamOptimizer, not torch.optim.Adam."""
+    import torch
+
+    from weaknas_ray.predictors.mlp import _adam_step
+
+    rng = np.random.default_rng(0)
+    p, g1, g2 = (rng.normal(size=(2, 3, 4)) for _ in range(3))
+    state = {"params": [torch.tensor(p)], "m": [torch.zeros(2, 3, 4, dtype=torch.float64)], "v": [torch.zeros(2, 3, 4, dtype=torch.float64)]}
+    m = v = 0.0
+    for t, g in enumerate((g1, g2), start=1):
+        _adam_step(torch, state, [torch.tensor(g)], 1e-3, t)
+        m, v = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g**2
+        p = p - 1e-3 * np.sqrt(1 - 0.999**t) / (1 - 0.9**t) * m / (np.sqrt(v) + 1e-8)
+    np.testing.assert_allclose(state["params"][0].numpy(), p, rtol=1e-12)
+
+
+def test_mlp_bfloat16_keeps_the_ranking():
+    from scipy.stats import kendalltau
+
+    from weaknas_ray.predictors.mlp import MLPEnsemble
+
+    X, y = _toy(n=200)
+    f32 = MLPEnsemble(**SMALL).fit(X, y, seed=0).predict(X)[0]
+    bf16 = MLPEnsemble(**SMALL, dtype="bfloat16").fit(X, y, seed=0).predict(X)[0]
+    assert kendalltau(f32, bf16)[0] > 0.8
+
+
+def test_mlp_rejects_bad_settings():
+    from weaknas_ray.predictors.mlp import MLPEnsemble
+
+    with pytest.raises(ConfigError, match="dtype"):
+        MLPEnsemble(dtype="float16")
+    with pytest.raises(ConfigError, match="hidden"):
+        MLPEnsemble(hidden=())
+    with pytest.raises(ConfigError, match="batch_size"):
+        MLPEnsemble(batch_size=0)
+
+
+def test_mlp_matches_sklearn_on_nasbench201(shared_data):
+    """The method's 4-layer MLP (narrowed to 4 x 200 to keep the test fast on 2 shared cores) vs
+    scikit-learn on 100 real NAS-Bench-201 cells: similar training loss, and similar Kendall tau of the
+    predicted ranking of 3,000 other cells."""
+    from scipy.stats import kendalltau
+
+    from weaknas_ray.spaces.nasbench201 import load_benchmark
+
+    bench = load_benchmark("cifar10", data_dir=str(shared_data))
+    X = bench.space.features
+    acc = bench.oracle.evaluate(np.arange(len(X))).search
+    y = ((acc - acc.mean()) / acc.std()).astype(np.float32)
+    cells = np.random.default_rng(0).permutation(len(X))
+    train, test = cells[:100], cells[100:3100]
+    hidden = (200,) * 4
+    ours = make_predictor("mlp", hidden=hidden, threads=1).fit(X[train], y[train], seed=0)
+    ref = make_predictor("sklearn-mlp", hidden=hidden).fit(X[train], y[train], seed=0)
+    tau_ours = kendalltau(ours.predict(X[test])[0], y[test])[0]
+    tau_ref = kendalltau(ref.predict(X[test])[0], y[test])[0]
+    ref_loss = ref.estimators_[0].loss_
+    assert tau_ours > 0.4 and abs(tau_ours - tau_ref) < 0.1, (tau_ours, tau_ref)
+    assert ours.loss_[0] < 3 * ref_loss + 1e-3 and ref_loss < 3 * ours.loss_[0] + 1e-3, (ours.loss_, ref_loss)
