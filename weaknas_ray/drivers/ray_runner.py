@@ -137,16 +137,19 @@ class RepeatWorker:
         benchmark: the benchmark (passed as an object ref, resolved by Ray).
         chunks: pool chunk refs for :class:`~weaknas_ray.drivers.ray_scoring.RayPoolScorer`, or ``None``
             to score in-process.
-        cpus: the actor's CPUs; torch uses as many threads.
+        cpus: the actor's CPUs; torch uses as many threads (at least 1).
         cpus_per_chunk: ``num_cpus`` of chunk tasks.
     """
 
     def __init__(self, benchmark, chunks: list | None, cpus: float, cpus_per_chunk: float):
-        import torch
-
         from weaknas_ray.drivers.ray_scoring import RayPoolScorer
 
-        torch.set_num_threads(max(1, int(cpus)))
+        # torch reads OMP_NUM_THREADS when first imported (lazily, by a predictor): random-only workers
+        # never pay for importing it
+        threads = max(1, int(cpus))
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(threads)
         self.benchmark = benchmark
         self.scorer = RayPoolScorer(chunks, cpus_per_chunk) if chunks else None
         self._done = 0

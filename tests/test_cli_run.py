@@ -1,0 +1,154 @@
+"""``weaknas-ray run`` / ``report`` end to end: config errors, kill-and-resume, a two-node cluster.
+
+The subprocess runs load a fake benchmark from this module (``benchmark.loader``), so ``tests/`` is put
+on ``PYTHONPATH`` for them and for their Ray workers.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from weaknas_ray.benchmarks.registry import Benchmark
+from weaknas_ray.cli import main
+from weaknas_ray.spaces.base import ArraySpace, TableOracle
+
+ROOT = Path(__file__).resolve().parents[1]
+# NOTE: 4 batches of 10 at 0.4 s each: a repeat lasts long enough to kill the run between repeats.
+DELAY_S = 0.4
+
+
+class SlowOracle(TableOracle):
+    """A table oracle that sleeps ``delay`` seconds per batch, like a slow real evaluation."""
+
+    def __init__(self, values: np.ndarray, delay: float):
+        super().__init__(values, values + 1.0)
+        self.delay = delay
+
+    def evaluate(self, indices):
+        time.sleep(self.delay)
+        return super().evaluate(indices)
+
+
+def slow_benchmark(n: int = 200, delay: float = 0.0, seed: int = 0) -> Benchmark:
+    """The loader the subprocess configs name: ``test_cli_run:slow_benchmark``."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 4))
+    return Benchmark("slow-fake", ArraySpace(X, name="slow-fake"), SlowOracle(X.sum(axis=1), delay))
+
+
+def write_config(path: Path, output: Path, repeats: int, delay: float) -> Path:
+    path.write_text(
+        textwrap.dedent(
+            f"""\
+            name: cli-fake
+            benchmark: {{loader: "test_cli_run:slow_benchmark", n: 200, delay: {delay}}}
+            search: {{methods: [random], repeats: {repeats}, max_sample: 40}}
+            ray: {{num_cpus: 2}}
+            output: {output}
+            """
+        )
+    )
+    return path
+
+
+def env() -> dict:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]),
+            "RAY_AUTH_MODE": "disabled"}
+
+
+def launch(*args: str) -> subprocess.Popen:
+    """``python run_search.py ARGS`` in its own process group (so the whole run can be killed)."""
+    return subprocess.Popen(
+        [sys.executable, "run_search.py", "--no-progress", *args], cwd=ROOT, env=env(),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+
+
+def finish(proc: subprocess.Popen, timeout: float = 120) -> str:
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, out
+    return out
+
+
+def test_malformed_config_exits_2_naming_the_key(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("search: {max_sample: 5, init_sample: 10}\n")
+    assert main(["run", "--config", str(bad)]) == 2
+    assert "search.init_sample: 10 exceeds search.max_sample (5)" in capsys.readouterr().err
+    assert main(["run", "--repeats", "0", "--output", str(tmp_path / "o")]) == 2
+    assert "search.repeats: expected >= 1, got 0" in capsys.readouterr().err
+    assert main(["run", "--set", "search.bogus=1"]) == 2
+    assert "search.bogus: unknown key" in capsys.readouterr().err
+    assert main(["run", "--set", "novalue"]) == 2
+    assert "--set: expected KEY=VALUE" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_kill_and_resume_loses_and_duplicates_nothing(tmp_path):
+    out = tmp_path / "run"
+    config = write_config(tmp_path / "c.yaml", out, repeats=8, delay=DELAY_S)
+    proc = launch("--config", str(config))
+    deadline = time.monotonic() + 90
+    while len(list((out / "repeats").glob("*.parquet"))) < 2:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() is not None else "timeout"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = {p.name: p.read_bytes() for p in (out / "repeats").glob("*.parquet")}
+    assert 2 <= len(before) < 8
+    text = finish(launch("--config", str(config)))
+    assert f"{len(before)} repeats already done, {8 - len(before)} to run" in text
+    for name, data in before.items():  # finished repeats were kept as they were
+        assert (out / "repeats" / name).read_bytes() == data
+    results = pd.read_parquet(out / "results.parquet")
+    counts = results.groupby("repeat")["query"].agg(["count", "nunique"])
+    assert counts.index.tolist() == list(range(8)) and (counts["count"] == 40).all() and (counts["nunique"] == 40).all()
+    for name in ("config.yaml", "summary.json", "curves.png", "meta.json"):
+        assert (out / name).is_file()
+    # a different config on the same folder is refused with the differing key
+    other = finish_fail = subprocess.run(
+        [sys.executable, "run_search.py", "--config", str(config), "--max-sample", "30"], cwd=ROOT, env=env(),
+        capture_output=True, text=True,
+    )
+    assert other.returncode == 2 and "search.max_sample: 40 -> 30" in finish_fail.stderr
+    # report redraws from the folder and compares two runs
+    assert main(["report", str(out), str(out), "--no-dynamics", "--compare", str(tmp_path / "cmp.png")]) == 0
+    assert (tmp_path / "cmp.png").is_file()
+
+
+CLUSTER_SCRIPT = """
+import subprocess, sys
+from ray.cluster_utils import Cluster
+
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+cluster.add_node(num_cpus=1)
+cluster.wait_for_nodes()
+try:
+    run = subprocess.run([sys.executable, "run_search.py", "--no-progress", "--config", sys.argv[1],
+                          "--address", cluster.address], capture_output=True, text=True, timeout=150)
+    print(run.stdout, run.stderr)
+    sys.exit(run.returncode)
+finally:
+    cluster.shutdown()
+"""
+
+
+@pytest.mark.slow
+def test_two_node_cluster_runs_through_address(tmp_path):
+    out = tmp_path / "cluster"
+    config = write_config(tmp_path / "c.yaml", out, repeats=2, delay=0.0)
+    run = subprocess.run([sys.executable, "-c", CLUSTER_SCRIPT, str(config)], cwd=ROOT, env=env(),
+                         capture_output=True, text=True, timeout=200)
+    assert run.returncode == 0, run.stdout + run.stderr
+    results = pd.read_parquet(out / "results.parquet")
+    assert sorted(results["repeat"].unique()) == [0, 1] and len(results) == 80

@@ -1,0 +1,166 @@
+"""The Ray runner against the in-process loop, chunked scoring, failures and retries (real Ray, 2 CPUs)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from weaknas_ray.benchmarks.registry import Benchmark
+from weaknas_ray.config import load_config, method_settings
+from weaknas_ray.drivers.loop import run_repeat
+from weaknas_ray.drivers.ray_runner import run_search
+from weaknas_ray.drivers.ray_scoring import RayPoolScorer, choose_chunk_size, put_pool_chunks
+from weaknas_ray.engine import make_optimizer
+from weaknas_ray.exceptions import ConfigError
+from weaknas_ray.spaces.base import ArraySpace, TableOracle
+
+# NOTE: a tiny MLP keeps a WeakNAS repeat well under a second on a loaded 2-core machine.
+TINY_MLP = {"predictor": "mlp", "predictor_params": {"hidden": [16], "max_epochs": 15}}
+
+
+def fake_benchmark(n: int = 300, d: int = 6, seed: int = 0, oracle_cls=TableOracle, **oracle_kw) -> Benchmark:
+    """A smooth random pool: accuracy is a fixed linear function of the features plus noise."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    acc = X @ rng.normal(size=d) + 0.1 * rng.normal(size=n)
+    return Benchmark("fake", ArraySpace(X, name="fake"), oracle_cls(acc, acc + 1.0, **oracle_kw))
+
+
+def config_for(tmp_path: Path, **overrides) -> dict:
+    base = {
+        "benchmark": {"loader": "tests.unused:benchmark_is_passed_directly"},
+        "search.methods": ["weaknas", "random"],
+        "search.repeats": 2,
+        "search.max_sample": 30,
+        "methods.weaknas": dict(TINY_MLP),
+        "output": str(tmp_path / "run"),
+    }
+    return load_config(overrides={**base, **overrides})
+
+
+def in_process(bench: Benchmark, config: dict, method: str, seed: int) -> pd.DataFrame:
+    search = config["search"]
+    opt = make_optimizer(method, bench.space, search["max_sample"], seed, **method_settings(config, method))
+    return run_repeat(opt, bench.oracle.for_repeat(seed), stop_at_optimum=search["stop_at_optimum"])
+
+
+def comparable(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.drop(columns=["elapsed_s"]).reset_index(drop=True)
+
+
+def test_runner_equals_in_process_loop(ray_session, tmp_path):
+    bench = fake_benchmark()
+    config = config_for(tmp_path, **{"search.seed": 5})
+    outcome = run_search(config, benchmark=bench, progress=False, report=False, echo=lambda *_: None)
+    assert (outcome.ran, outcome.skipped, outcome.failures) == (4, 0, [])
+    results = pd.read_parquet(outcome.output / "results.parquet")
+    for (method, repeat), got in results.groupby(["method", "repeat"]):
+        seed = 5 + repeat
+        assert (got["seed"] == seed).all()
+        expected = in_process(bench, config, method, seed)
+        pd.testing.assert_frame_equal(comparable(got[expected.columns]), comparable(expected))
+        assert got["arch"].tolist() == [str(i) for i in got["arch_index"]]
+    final = pd.read_parquet(outcome.output / "final_top1.parquet")
+    assert final["method"].unique().tolist() == ["weaknas"] and final.shape[0] == 2
+    assert (final["reported_value"] == bench.oracle.reported[final["arch_index"]]).all()
+    again = run_search(config, benchmark=bench, progress=False, report=False, echo=lambda *_: None)
+    assert (again.ran, again.skipped) == (0, 4)
+
+
+def test_chunked_scoring_equals_unchunked(ray_session, tmp_path):
+    from weaknas_ray.acquisition import ScoreRequest, score_pool
+    from weaknas_ray.predictors import make_predictor
+
+    bench = fake_benchmark(n=500)
+    X = bench.space.features
+    model = make_predictor("mlp", n_members=3, hidden=[8], max_epochs=5).fit(X[:40], bench.oracle.search[:40].astype(np.float32), seed=1)
+    scorer = RayPoolScorer(put_pool_chunks(X, 70))
+    for request in (
+        ScoreRequest("mean", n_top=120, k=10, excluded=np.arange(0, 500, 7)),
+        ScoreRequest("ei", n_top=50, k=25, excluded=np.arange(40), best=0.5),
+    ):
+        got, same_chunks = scorer(model, request), score_pool(model, X, request, chunk_size=70)
+        for field in ("top_indices", "top_means", "candidates", "candidate_scores"):
+            np.testing.assert_array_equal(getattr(got, field), getattr(same_chunks, field))
+        # one whole-pool pass: same selection; float32 GEMM rounding depends on the batch rows
+        whole = score_pool(model, X, request)
+        np.testing.assert_array_equal(got.top_indices, whole.top_indices)
+        np.testing.assert_array_equal(got.candidates, whole.candidates)
+        np.testing.assert_allclose(got.candidate_scores, whole.candidate_scores, rtol=1e-5)
+    # a whole run with forced chunks selects exactly what the local run selects
+    config = config_for(tmp_path, **{"search.methods": ["weaknas"], "search.repeats": 1, "ray.chunk_size": 128})
+    run_search(config, benchmark=bench, progress=False, report=False, echo=lambda *_: None)
+    got = pd.read_parquet(Path(config["output"]) / "results.parquet")
+    pd.testing.assert_frame_equal(comparable(got[in_process(bench, config, "weaknas", 0).columns]),
+                                  comparable(in_process(bench, config, "weaknas", 0)))
+
+
+def test_choose_chunk_size():
+    assert choose_chunk_size(15_625, 5, 2, None) == 0  # small pool: local
+    assert choose_chunk_size(423_624, 1, 2, None) == 105_906  # two chunks per CPU
+    assert choose_chunk_size(423_624, 1, 64, None) == 10_000  # floor on chunk rows
+    assert choose_chunk_size(100, 1, 2, 0) == 0 and choose_chunk_size(100, 1, 2, 30) == 30
+
+
+class FailingOracle(TableOracle):
+    """Fails every evaluation in the repeat whose seed is ``fail_seed``; with ``marker`` set, only on the
+    first attempt (the marker file records that the first attempt happened, across processes)."""
+
+    def __init__(self, search, reported, fail_seed: int, marker: str | None = None):
+        super().__init__(search, reported)
+        self.fail_seed, self.marker, self.failing = fail_seed, marker, False
+
+    def for_repeat(self, seed):
+        failing = seed == self.fail_seed
+        if failing and self.marker is not None:
+            failing = not Path(self.marker).exists()
+            Path(self.marker).touch()
+        clone = FailingOracle(self.search, self.reported, self.fail_seed, self.marker)
+        clone.failing = failing
+        return clone
+
+    def evaluate(self, indices):
+        if self.failing:
+            raise RuntimeError(f"injected failure (seed {self.fail_seed})")
+        return super().evaluate(indices)
+
+
+@pytest.fixture
+def by_value():
+    """Ray workers cannot import this test module: ship its classes by value."""
+    import ray.cloudpickle
+
+    module = sys.modules[__name__]
+    ray.cloudpickle.register_pickle_by_value(module)
+    yield
+    ray.cloudpickle.unregister_pickle_by_value(module)
+
+
+def test_failing_repeat_is_reported_and_the_rest_continue(ray_session, by_value, tmp_path, capsys):
+    bench = fake_benchmark(oracle_cls=FailingOracle, fail_seed=1)
+    config = config_for(tmp_path, **{"search.methods": ["random"], "search.repeats": 3})
+    outcome = run_search(config, benchmark=bench, progress=False, report=False, echo=lambda *_: None)
+    assert [(f["repeat"], f["seed"], f["attempts"]) for f in outcome.failures] == [(1, 1, 2)]
+    assert "RuntimeError: injected failure (seed 1)" in outcome.failures[0]["error"]
+    assert "repeat 1 of random (seed 1) failed, attempt 1 of 2" in capsys.readouterr().err
+    results = pd.read_parquet(outcome.output / "results.parquet")
+    assert sorted(results["repeat"].unique()) == [0, 2]
+    assert (outcome.output / "failures.json").is_file()
+
+
+def test_failed_attempt_is_retried_once(ray_session, by_value, tmp_path):
+    bench = fake_benchmark(oracle_cls=FailingOracle, fail_seed=0, marker=str(tmp_path / "tried"))
+    config = config_for(tmp_path, **{"search.methods": ["random"], "search.repeats": 1})
+    outcome = run_search(config, benchmark=bench, progress=False, report=False, echo=lambda *_: None)
+    assert outcome.failures == [] and outcome.ran == 1
+    assert not (outcome.output / "failures.json").exists()
+
+
+def test_too_few_cpus_is_a_config_error(ray_session, tmp_path):
+    config = config_for(tmp_path, **{"ray.cpus_per_repeat": 64})
+    with pytest.raises(ConfigError, match="ray.cpus_per_repeat: the cluster has 2 CPUs"):
+        run_search(config, benchmark=fake_benchmark(), progress=False, report=False, echo=lambda *_: None)
