@@ -110,3 +110,32 @@ def test_supernet_oracle_names_missing_paths(tiny_imagenet, tmp_path):
         load_benchmark("ofa_mbv3", **options)
     with pytest.raises(BenchmarkDataError, match=str(tmp_path / "val")):
         load_benchmark("ofa_mbv3", **options, imagenet=tmp_path)
+
+
+def test_export_loads_back_into_ofa(tiny_imagenet, tmp_path):
+    import json
+
+    import torch
+
+    from weaknas_ray.cli import main
+    from weaknas_ray.ofa import arch
+    from weaknas_ray.ofa.compat import build_supernet, ofa_modules
+
+    row = arch.sample_configs(np.random.default_rng(7), 1)[0]
+    text = arch.format_arch_str(row, RES)
+    argv = ["ofa", "export", "--arch", text, "--out", str(tmp_path / "out"), "--weights", "random",
+            "--calib", str(tiny_imagenet / "train"), "--calib-images", "4", "--calib-batch", "2"]  # fmt: skip
+    assert main(argv) == 0
+    spec = json.loads((tmp_path / "out" / "subnet.json").read_text())
+    assert spec["arch"] == text and spec["r"] == [RES]
+    supernet = build_supernet("random")
+    supernet.set_active_subnet(**spec)  # the JSON is set_active_subnet's keywords as it is
+    assert supernet.runtime_depth == spec["d"]
+    plain = supernet.get_active_subnet(preserve_weight=True)
+    rebuilt = ofa_modules().MobileNetV3.build_from_config(json.loads((tmp_path / "out" / "net.config").read_text()))
+    state = torch.load(tmp_path / "out" / "subnet.pth", weights_only=True)
+    rebuilt.load_state_dict(state)
+    assert rebuilt.config == plain.config
+    calibrated = {k: v for k, v in state.items() if k.endswith("running_mean")}
+    assert any(not torch.equal(v, plain.state_dict()[k]) for k, v in calibrated.items())  # batch norm recalibrated
+    assert rebuilt.eval()(torch.zeros(1, 3, RES, RES)).shape == (1, 1000)

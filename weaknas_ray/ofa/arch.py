@@ -177,6 +177,23 @@ def parse_config(text: str) -> np.ndarray:
     return check_configs(row)[0]
 
 
+def format_arch_str(config: np.ndarray, resolution: int) -> str:
+    """A subnet at a resolution as one string: :func:`format_config` plus ``"|r=<resolution>"``."""
+    return f"{format_config(config)}|r={int(resolution)}"
+
+
+def parse_arch_str(text: str) -> tuple[np.ndarray, int]:
+    """Inverse of :func:`format_arch_str`: ``(canonical row (45,), resolution)``.
+
+    Raises:
+        UnknownArchitectureError: malformed string.
+    """
+    config, _, res = text.strip().rpartition("|r=")
+    if not config or not res.isdigit():
+        raise UnknownArchitectureError(f"ofa_mbv3: {text!r} is not a subnet string ('ks=...|e=...|d=...|r=<px>')")
+    return parse_config(config), int(res)
+
+
 class FlopsTable:
     """Analytic MFLOPs (multiply-accumulates / 1e6, as OFA counts them) of subnets at one resolution.
 

@@ -33,15 +33,20 @@ def ofa_modules() -> types.SimpleNamespace:
     """The OFA classes and helpers this project uses, imported behind the stand-in.
 
     Returns:
-        Namespace with ``OFAMobileNetV3``, ``count_net_flops`` and ``set_running_statistics``.
+        Namespace with ``OFAMobileNetV3``, ``MobileNetV3`` (standalone subnets), ``count_net_flops`` and
+        ``set_running_statistics``.
     """
     _register_standin()
     from ofa.imagenet_classification.elastic_nn.networks import OFAMobileNetV3
+    from ofa.imagenet_classification.networks import MobileNetV3
     from ofa.imagenet_classification.elastic_nn.utils import set_running_statistics
     from ofa.utils import count_net_flops
 
     return types.SimpleNamespace(
-        OFAMobileNetV3=OFAMobileNetV3, count_net_flops=count_net_flops, set_running_statistics=set_running_statistics
+        OFAMobileNetV3=OFAMobileNetV3,
+        MobileNetV3=MobileNetV3,
+        count_net_flops=count_net_flops,
+        set_running_statistics=set_running_statistics,
     )
 
 

@@ -27,6 +27,31 @@ from weaknas_ray.ofa.imagenet import MEAN, STD, Split, open_split
 from weaknas_ray.spaces.base import Evaluation, Oracle
 
 
+def normalise(images, device):
+    """uint8 NHWC images (host or device tensor) -> normalised float NCHW on ``device`` (channels-last strides)."""
+    import torch
+
+    x = images.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+    mean, std = (torch.tensor(v, device=device).view(1, 3, 1, 1) for v in (MEAN, STD))
+    return x.sub_(mean).div_(std)
+
+
+def extract_subnet(net, config: np.ndarray):
+    """The standalone MobileNetV3 of canonical ``config`` (shape ``(45,)``) with the supernet's weights."""
+    spec = arch.to_ofa_dict(config, 0)
+    net.set_active_subnet(ks=spec["ks"], e=spec["e"], d=spec["d"])
+    return net.get_active_subnet(preserve_weight=True)
+
+
+def recalibrate(subnet, images, batch: int):
+    """``subnet`` with batch-norm statistics re-estimated on uint8 ``images`` ``(c, r, r, 3)`` in batches of
+    ``batch`` (OFA's ``set_running_statistics``), in eval mode."""
+    device = next(subnet.parameters()).device
+    batches = ((normalise(images[i : i + batch], device), None) for i in range(0, len(images), batch))
+    ofa_modules().set_running_statistics(subnet, batches)
+    return subnet.eval()
+
+
 class SubnetEvaluator:
     """Evaluates subnets of one supernet on one validation shard (the body of a Ray actor).
 
@@ -64,9 +89,6 @@ class SubnetEvaluator:
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.resolution, self.batch_size, self.calib_batch = int(resolution), int(batch_size), int(calib_batch)
         self.net = build_supernet(weights, init_seed).to(self.device)
-        self.set_running_statistics = ofa_modules().set_running_statistics
-        self.mean = torch.tensor(MEAN, device=self.device).view(1, 3, 1, 1)
-        self.std = torch.tensor(STD, device=self.device).view(1, 3, 1, 1)
         calib_images, _ = calib.load(calib_indices, self.resolution, workers)
         self.calib_images = torch.from_numpy(calib_images).to(self.device)
         images, labels = val.load(val_indices, self.resolution, workers)
@@ -75,41 +97,39 @@ class SubnetEvaluator:
         if self.device.type == "cuda":
             self.val_images = self.val_images.pin_memory()
 
-    def _normalise(self, images):
-        """uint8 NHWC (host or device) -> normalised float NCHW on the device (channels-last strides)."""
-        x = images.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
-        return x.sub_(self.mean).div_(self.std)
-
     def subnet(self, config: np.ndarray):
         """The standalone subnet of ``config`` (shape ``(45,)``) with recalibrated batch-norm, in eval mode."""
-        spec = arch.to_ofa_dict(config, self.resolution)
-        self.net.set_active_subnet(ks=spec["ks"], e=spec["e"], d=spec["d"])
-        subnet = self.net.get_active_subnet(preserve_weight=True)
-        batches = ((self._normalise(self.calib_images[i : i + self.calib_batch]), None)
-                   for i in range(0, len(self.calib_images), self.calib_batch))  # fmt: skip
-        self.set_running_statistics(subnet, batches)
-        return subnet.eval()
+        return recalibrate(extract_subnet(self.net, config), self.calib_images, self.calib_batch)
+
+    def _clock(self) -> float:
+        """``time.perf_counter()`` once the device has finished the queued work."""
+        if self.device.type == "cuda":
+            self.torch.cuda.synchronize()
+        return time.perf_counter()
 
     def evaluate(self, config: np.ndarray) -> dict[str, Any]:
         """Correct top-1 / top-5 counts of ``config`` on this actor's shard.
 
         Returns:
-            ``{"correct1", "correct5", "n", "seconds", "device"}``.
+            ``{"correct1", "correct5", "n", "seconds", "calib_seconds", "device"}``: ``seconds`` in all,
+            ``calib_seconds`` of it spent extracting the subnet and recalibrating batch norm.
         """
         torch = self.torch
         start = time.perf_counter()
         subnet = self.subnet(config)
+        calibrated = self._clock()
         correct1 = correct5 = 0
         with torch.inference_mode():
             for i in range(0, len(self.val_images), self.batch_size):
-                top5 = subnet(self._normalise(self.val_images[i : i + self.batch_size])).topk(5, dim=1).indices
+                top5 = subnet(normalise(self.val_images[i : i + self.batch_size], self.device)).topk(5, dim=1).indices
                 hits = top5 == self.val_labels[i : i + self.batch_size, None]
                 correct1 += int(hits[:, 0].sum())
                 correct5 += int(hits.any(dim=1).sum())
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-        n = len(self.val_images)
-        return {"correct1": correct1, "correct5": correct5, "n": n, "seconds": time.perf_counter() - start, "device": str(self.device)}
+        end = self._clock()
+        return {
+            "correct1": correct1, "correct5": correct5, "n": len(self.val_images), "seconds": end - start,
+            "calib_seconds": calibrated - start, "device": str(self.device),
+        }  # fmt: skip
 
 
 def split_indices(n_val: int, n_train: int, calib_images: int, val_limit: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:

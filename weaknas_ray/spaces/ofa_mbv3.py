@@ -59,7 +59,7 @@ class OFAMobileNetV3Space(SearchSpace):
         return arch.to_ofa_dict(self.configs[self.check_indices(index)[0]], self.resolution)
 
     def arch_str(self, index: int) -> str:
-        return f"{arch.format_config(self.configs[self.check_indices(index)[0]])}|r={self.resolution}"
+        return arch.format_arch_str(self.configs[self.check_indices(index)[0]], self.resolution)
 
     def index_of(self, arch_: Any) -> int:
         """The pool index of an OFA dict, an ``arch_str`` or a raw row of 45 integers.
@@ -68,10 +68,9 @@ class OFAMobileNetV3Space(SearchSpace):
             UnknownArchitectureError: malformed, another resolution, or not in the pool.
         """
         if isinstance(arch_, str):
-            text, _, res = arch_.rpartition("|r=")
-            if not text or int(res) != self.resolution:
-                raise UnknownArchitectureError(f"ofa_mbv3: {arch_!r} is not a subnet string at r={self.resolution}")
-            row = arch.parse_config(text)
+            row, res = arch.parse_arch_str(arch_)
+            if res != self.resolution:
+                raise UnknownArchitectureError(f"ofa_mbv3: {arch_!r} is at r={res}, the pool at r={self.resolution}")
         elif isinstance(arch_, dict):
             if "r" in arch_ and int(arch_["r"][0]) != self.resolution:
                 raise UnknownArchitectureError(f"ofa_mbv3: resolution {arch_['r']} but the pool is at {self.resolution} px")
