@@ -174,7 +174,7 @@ def _remote_worker():
 
 
 def connect(ray_config: dict[str, Any]) -> bool:
-    """Start local Ray or join ``ray.address``, unless Ray is already initialised.
+    """Start local Ray, or join ``ray.address`` (else ``$RAY_ADDRESS``), unless Ray is already initialised.
 
     Returns:
         True when this call initialised Ray (so the caller shuts it down).
@@ -183,8 +183,9 @@ def connect(ray_config: dict[str, Any]) -> bool:
 
     if ray.is_initialized():
         return False
-    if ray_config["address"]:
-        ray.init(address=ray_config["address"], log_to_driver=False)
+    address = ray_config["address"] or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=False)
     else:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         ray.init(
@@ -302,6 +303,8 @@ class _Dispatcher:
             slots = min(slots, int(gpus // ray_cfg["num_gpus_per_repeat"]))
             if slots < 1:
                 raise ConfigError(f"ray.num_gpus_per_repeat: {ray_cfg['num_gpus_per_repeat']:g} GPUs per repeat but the cluster has {gpus:g}")
+        if ray_cfg["max_workers"] is not None:
+            slots = min(slots, ray_cfg["max_workers"])
         self.options = {"num_cpus": ray_cfg["cpus_per_repeat"], "num_gpus": ray_cfg["num_gpus_per_repeat"]}
         self.args = (
             ray.put(benchmark),
@@ -391,8 +394,8 @@ class _Progress:
         if enabled:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=sum(t.max_sample for t in tasks), unit="query", dynamic_ncols=True)
-            self.bar.set_postfix_str(f"repeats 0/{self.total_repeats}")
+            self.bar = tqdm(total=sum(t.max_sample for t in tasks), unit="query", dynamic_ncols=True,
+                            postfix=f"repeats 0/{self.total_repeats}")
 
     def show(self, queries: int) -> None:
         if self.bar is not None and queries > self.bar.n:
