@@ -15,7 +15,18 @@ pytest.importorskip("ofa")
 def test_ofa_gpu_bench_quick_runs_on_cpu(tmp_path):
     out = tmp_path / "bench.json"
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "CUDA_VISIBLE_DEVICES": ""}
-    argv = [sys.executable, "-m", "weaknas_ray.cli", "bench", "ofa-gpu", "--quick", "--actors", "1,2", "--json", str(out)]
+    argv = [
+        sys.executable,
+        "-m",
+        "weaknas_ray.cli",
+        "bench",
+        "ofa-gpu",
+        "--quick",
+        "--actors",
+        "1,2",
+        "--json",
+        str(out),
+    ]
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(out.read_text())

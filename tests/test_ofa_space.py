@@ -47,8 +47,8 @@ def test_surrogate_oracle_is_the_checkpoint_prediction(shared_data, predictor):
     np.testing.assert_allclose(result.search, expected)
     np.testing.assert_allclose(result.reported, expected)
     # the README: the largest subnet is predicted about 0.836, the smallest about 0.77
-    largest, smallest = predictor.predict(np.concatenate([
-        arch.canonical(np.array([7] * 20 + [6] * 20 + [4] * 5)), arch.canonical(np.array([3] * 40 + [2] * 5))]), 224)  # fmt: skip
+    extremes = arch.canonical(np.array([[7] * 20 + [6] * 20 + [4] * 5, [3] * 40 + [2] * 5]))
+    largest, smallest = predictor.predict(extremes, 224)
     assert 83.0 < largest < 84.0 and 76.5 < smallest < 78.5
     assert bench.oracle.optimum[0] == pytest.approx(bench.oracle.evaluate(np.arange(200)).search.max())
 

@@ -28,7 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     export.add_argument("--repeat", type=int, help="with --run: the repeat (default: the best answer)")
     export.add_argument("--out", required=True, help="output folder")
     export.add_argument("--weights", help="supernet checkpoint: also write subnet.pth and net.config")
-    export.add_argument("--calib", help="with --weights: a train split folder (or packed shards) to recalibrate batch norm")
+    export.add_argument(
+        "--calib", help="with --weights: a train split folder (or packed shards) to recalibrate batch norm"
+    )
     export.add_argument("--calib-images", type=int, default=2000, help="calibration images (default 2000)")
     export.add_argument("--calib-batch", type=int, default=200, help="calibration batch (default 200)")
     export.add_argument("--data-seed", type=int, default=0, help="seed of the calibration draw (default 0)")
@@ -64,9 +66,16 @@ def _answer(run: str, method: str, repeat: int | None) -> tuple[str, dict]:
         raise BenchmarkDataError(f"--run {run}: cannot read final_top1.parquet ({exc})") from exc
     rows = frame[(frame["method"] == method) & ((frame["repeat"] == repeat) if repeat is not None else True)]
     if rows.empty:
-        raise ConfigError(f"--run {run}: no final answer of method {method!r}" + (f" repeat {repeat}" if repeat is not None else ""))
+        raise ConfigError(
+            f"--run {run}: no final answer of method {method!r}" + (f" repeat {repeat}" if repeat is not None else "")
+        )
     best = rows.loc[rows["reported_value"].idxmax()]
-    extra = {"method": method, "repeat": int(best["repeat"]), "seed": int(best["seed"]), "reported_value": float(best["reported_value"])}
+    extra = {
+        "method": method,
+        "repeat": int(best["repeat"]),
+        "seed": int(best["seed"]),
+        "reported_value": float(best["reported_value"]),
+    }
     return str(best["arch"]), extra
 
 
@@ -92,7 +101,8 @@ def _check(args: argparse.Namespace) -> int:
 
     result = kendall_tau_check(AccuracyPredictor(locate_predictor(args.predictor_path, args.data_dir)), args.data_dir)
     print(
-        f"Kendall tau {result.tau:.4f} (p = {result.p_value:.2g}) between OFA's accuracy predictor and measured top-1 "
-        f"of {result.n_unique} unique subnets ({result.n_rows} rows, w1.0 supernet, 224 px) in {', '.join(result.files)}"
+        f"Kendall tau {result.tau:.4f} (p = {result.p_value:.2g}) between OFA's accuracy predictor and measured "
+        f"top-1 of {result.n_unique} unique subnets ({result.n_rows} rows, w1.0 supernet, 224 px) in "
+        f"{', '.join(result.files)}"
     )
     return 0

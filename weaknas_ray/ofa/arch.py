@@ -97,9 +97,15 @@ def check_configs(configs: np.ndarray) -> np.ndarray:
     """
     arr = np.array(configs, ndmin=2)
     if arr.ndim != 2 or arr.shape[1] != N_RAW:
-        raise UnknownArchitectureError(f"ofa_mbv3: a config has {N_RAW} integers (20 ks, 20 e, 5 d), got shape {arr.shape}")
+        raise UnknownArchitectureError(
+            f"ofa_mbv3: a config has {N_RAW} integers (20 ks, 20 e, 5 d), got shape {arr.shape}"
+        )
     arr = arr.astype(np.int8)
-    for cols, choices, what in ((D_COLS, D_CHOICES, "depth"), (KS_COLS, KS_CHOICES, "kernel size"), (E_COLS, E_CHOICES, "expand ratio")):
+    for cols, choices, what in (
+        (D_COLS, D_CHOICES, "depth"),
+        (KS_COLS, KS_CHOICES, "kernel size"),
+        (E_COLS, E_CHOICES, "expand ratio"),
+    ):
         values = arr[:, cols]
         allowed = np.isin(values, choices)
         if cols is not D_COLS:

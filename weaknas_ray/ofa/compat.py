@@ -38,8 +38,8 @@ def ofa_modules() -> types.SimpleNamespace:
     """
     _register_standin()
     from ofa.imagenet_classification.elastic_nn.networks import OFAMobileNetV3
-    from ofa.imagenet_classification.networks import MobileNetV3
     from ofa.imagenet_classification.elastic_nn.utils import set_running_statistics
+    from ofa.imagenet_classification.networks import MobileNetV3
     from ofa.utils import count_net_flops
 
     return types.SimpleNamespace(

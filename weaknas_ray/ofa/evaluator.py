@@ -132,7 +132,9 @@ class SubnetEvaluator:
         }  # fmt: skip
 
 
-def split_indices(n_val: int, n_train: int, calib_images: int, val_limit: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def split_indices(
+    n_val: int, n_train: int, calib_images: int, val_limit: int | None, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """The validation images used and the calibration images, both drawn once from ``default_rng(seed)``.
 
     Returns:
@@ -140,7 +142,9 @@ def split_indices(n_val: int, n_train: int, calib_images: int, val_limit: int | 
     """
     rng = np.random.default_rng(seed)
     calib = np.sort(rng.choice(n_train, size=min(calib_images, n_train), replace=False))
-    val = np.arange(n_val) if val_limit is None else np.sort(rng.choice(n_val, size=min(val_limit, n_val), replace=False))
+    val = (
+        np.arange(n_val) if val_limit is None else np.sort(rng.choice(n_val, size=min(val_limit, n_val), replace=False))
+    )
     return val.astype(np.int64), calib.astype(np.int64)
 
 
@@ -195,7 +199,9 @@ class SupernetOracle(Oracle):
             raise ConfigError(f"benchmark.n_evaluators: need at least 1, got {n_evaluators}")
         self.weights = check_weights(weights)
         if imagenet is None:
-            raise BenchmarkDataError("benchmark.imagenet: the supernet oracle needs the ImageNet root (with val/ and train/)")
+            raise BenchmarkDataError(
+                "benchmark.imagenet: the supernet oracle needs the ImageNet root (with val/ and train/)"
+            )
         root = os.path.expanduser(imagenet)
         self.val, self.calib = open_split(os.path.join(root, "val")), open_split(os.path.join(root, "train"))
         self.configs = np.asarray(configs, dtype=np.int8)
@@ -203,8 +209,15 @@ class SupernetOracle(Oracle):
         self.n_evaluators = int(n_evaluators)
         self.num_gpus_per_evaluator = num_gpus_per_evaluator
         self.num_cpus_per_evaluator = float(num_cpus_per_evaluator)
-        self.val_indices, self.calib_indices = split_indices(len(self.val), len(self.calib), calib_images, val_limit, data_seed)
-        self.settings = {"batch_size": batch_size, "calib_batch": calib_batch, "workers": workers, "init_seed": init_seed}
+        self.val_indices, self.calib_indices = split_indices(
+            len(self.val), len(self.calib), calib_images, val_limit, data_seed
+        )
+        self.settings = {
+            "batch_size": batch_size,
+            "calib_batch": calib_batch,
+            "workers": workers,
+            "init_seed": init_seed,
+        }
         self.measurements: dict[int, dict[str, float]] = {}
         self.actors: list | None = None
 
@@ -253,7 +266,16 @@ def start_evaluators(
     remote = ray.remote(SubnetEvaluator).options(num_cpus=num_cpus, num_gpus=num_gpus)
     threads = max(1, int(num_cpus))
     return [
-        remote.remote(weights, val, val_indices[a::n_evaluators], calib, calib_indices, resolution, num_threads=threads, **settings)
+        remote.remote(
+            weights,
+            val,
+            val_indices[a::n_evaluators],
+            calib,
+            calib_indices,
+            resolution,
+            num_threads=threads,
+            **settings,
+        )
         for a in range(n_evaluators)
     ]
 

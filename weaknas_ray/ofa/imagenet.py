@@ -69,7 +69,12 @@ class FolderSplit:
 
     @cached_property
     def files(self) -> list[Path]:
-        return [f for c in self.classes for f in sorted((Path(self.root) / c).iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+        return [
+            f
+            for c in self.classes
+            for f in sorted((Path(self.root) / c).iterdir())
+            if f.suffix.lower() in IMAGE_SUFFIXES
+        ]
 
     @cached_property
     def labels(self) -> np.ndarray:
@@ -127,7 +132,9 @@ class PackedSplit:
 
     @property
     def labels(self) -> np.ndarray:
-        return np.concatenate([np.load(Path(self.root) / f"labels_{k:05d}.npy") for k in range(len(self.meta["shard_sizes"]))])
+        return np.concatenate(
+            [np.load(Path(self.root) / f"labels_{k:05d}.npy") for k in range(len(self.meta["shard_sizes"]))]
+        )
 
     def load(self, indices: np.ndarray, resolution: int, workers: int = 4) -> tuple[np.ndarray, np.ndarray]:
         """Slices of the memory-mapped shards (``workers`` unused: no decoding).
@@ -137,7 +144,9 @@ class PackedSplit:
         """
         meta = self.meta
         if meta["resolution"] != resolution:
-            raise BenchmarkDataError(f"{self.root}: packed at {meta['resolution']} px, the pool needs {resolution} px; pack again")
+            raise BenchmarkDataError(
+                f"{self.root}: packed at {meta['resolution']} px, the pool needs {resolution} px; pack again"
+            )
         starts = np.cumsum([0, *meta["shard_sizes"]])
         idx = np.asarray(indices, dtype=np.int64)
         images = np.empty((len(idx), resolution, resolution, 3), dtype=np.uint8)
@@ -185,7 +194,9 @@ def open_split(path: str | os.PathLike) -> FolderSplit | PackedSplit:
     return FolderSplit(str(root))
 
 
-def pack_split(source: str | os.PathLike, dest: str | os.PathLike, resolution: int, shard_size: int = 5000, workers: int = 8) -> Path:
+def pack_split(
+    source: str | os.PathLike, dest: str | os.PathLike, resolution: int, shard_size: int = 5000, workers: int = 8
+) -> Path:
     """Decode an image folder once into uint8 ``.npy`` shards at ``resolution`` (``weaknas-ray ofa pack``).
 
     Args:
@@ -207,6 +218,12 @@ def pack_split(source: str | os.PathLike, dest: str | os.PathLike, resolution: i
         np.save(out / f"images_{k:05d}.npy", images)
         np.save(out / f"labels_{k:05d}.npy", labels)
         sizes.append(len(labels))
-    meta = {"version": PACK_VERSION, "resolution": resolution, "shard_sizes": sizes, "classes": split.classes, "source": str(source)}
+    meta = {
+        "version": PACK_VERSION,
+        "resolution": resolution,
+        "shard_sizes": sizes,
+        "classes": split.classes,
+        "source": str(source),
+    }
     (out / PACK_META).write_text(json.dumps(meta, indent=1))
     return out

@@ -40,7 +40,9 @@ def build_pool(size: int, flops_min: float, flops_max: float, resolution: int, s
         ConfigError: the window admits too few subnets to fill the pool.
     """
     if size < 1 or flops_min > flops_max:
-        raise ConfigError(f"benchmark: need pool_size >= 1 and flops_min <= flops_max, got {size}, [{flops_min}, {flops_max}]")
+        raise ConfigError(
+            f"benchmark: need pool_size >= 1 and flops_min <= flops_max, got {size}, [{flops_min}, {flops_max}]"
+        )
     rng = np.random.default_rng(seed)
     flops = arch.FlopsTable(resolution)
     kept = np.empty((0, arch.N_RAW), dtype=np.int8)
@@ -48,8 +50,8 @@ def build_pool(size: int, flops_min: float, flops_max: float, resolution: int, s
     while len(kept) < size:
         if drawn >= MAX_DRAWS:
             raise ConfigError(
-                f"benchmark: only {len(kept)} unique subnets with {flops_min}..{flops_max} MFLOPs at {resolution} px in "
-                f"{drawn} draws, the pool needs {size}; widen the FLOPs window or lower pool_size"
+                f"benchmark: only {len(kept)} unique subnets with {flops_min}..{flops_max} MFLOPs at {resolution} px "
+                f"in {drawn} draws, the pool needs {size}; widen the FLOPs window or lower pool_size"
             )
         batch = arch.sample_configs(rng, BATCH)
         drawn += BATCH

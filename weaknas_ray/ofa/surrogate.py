@@ -28,7 +28,9 @@ DYNAST_DIR = "ofa/dynast"
 DYNAST_CONFIG, DYNAST_TOP1 = "Sub-network", "Top-1 Acc (%)"
 
 
-def locate_predictor(predictor_path: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None) -> Path:
+def locate_predictor(
+    predictor_path: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None
+) -> Path:
     """The checkpoint: ``predictor_path`` when given (must exist), else the manifest's file in the data roots,
     checksum-verified.
 
@@ -134,7 +136,9 @@ def read_dynast(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     for path in files:
         frame = pd.read_csv(path)
         if DYNAST_CONFIG not in frame or DYNAST_TOP1 not in frame:
-            raise BenchmarkDataError(f"{path}: expected columns {DYNAST_CONFIG!r} and {DYNAST_TOP1!r}, found {list(frame)}")
+            raise BenchmarkDataError(
+                f"{path}: expected columns {DYNAST_CONFIG!r} and {DYNAST_TOP1!r}, found {list(frame)}"
+            )
         for row, (text, acc) in enumerate(zip(frame[DYNAST_CONFIG], frame[DYNAST_TOP1])):
             try:
                 spec = ast.literal_eval(text)

@@ -46,7 +46,9 @@ class OFAMobileNetV3Space(SearchSpace):
         self.flops_m = arch.FlopsTable(self.resolution, width_mult)(self.configs)
         self._rows = {row.tobytes(): i for i, row in enumerate(self.configs)}
         if len(self._rows) != len(self.configs):
-            raise UnknownArchitectureError(f"ofa_mbv3: the pool repeats a subnet ({len(self.configs) - len(self._rows)} repeats)")
+            raise UnknownArchitectureError(
+                f"ofa_mbv3: the pool repeats a subnet ({len(self.configs) - len(self._rows)} repeats)"
+            )
 
     @cached_property
     def features(self) -> np.ndarray:
@@ -73,14 +75,18 @@ class OFAMobileNetV3Space(SearchSpace):
                 raise UnknownArchitectureError(f"ofa_mbv3: {arch_!r} is at r={res}, the pool at r={self.resolution}")
         elif isinstance(arch_, dict):
             if "r" in arch_ and int(arch_["r"][0]) != self.resolution:
-                raise UnknownArchitectureError(f"ofa_mbv3: resolution {arch_['r']} but the pool is at {self.resolution} px")
+                raise UnknownArchitectureError(
+                    f"ofa_mbv3: resolution {arch_['r']} but the pool is at {self.resolution} px"
+                )
             row = arch.from_ofa_dict(arch_)
         else:
             row = arch.check_configs(arch.canonical(np.asarray(arch_)))[0]
         try:
             return self._rows[row.tobytes()]
         except KeyError:
-            raise UnknownArchitectureError(f"ofa_mbv3: subnet {arch.format_config(row)} is not in the pool of {len(self)}") from None
+            raise UnknownArchitectureError(
+                f"ofa_mbv3: subnet {arch.format_config(row)} is not in the pool of {len(self)}"
+            ) from None
 
     def params(self, index: int) -> dict[str, Any]:
         return self.decode(index)
@@ -136,8 +142,12 @@ def load_benchmark(
     if oracle not in ORACLES:
         raise ConfigError(f"benchmark.oracle: unknown OFA oracle {oracle!r}; choose one of {list(ORACLES)}")
     if oracle == "predictor" and supernet:
-        raise ConfigError(f"benchmark: options {sorted(supernet)} need oracle: supernet (the predictor oracle takes none)")
-    space = OFAMobileNetV3Space(cached_pool(int(pool_size), flops_min, flops_max, int(resolution), int(seed)), resolution, encoding)
+        raise ConfigError(
+            f"benchmark: options {sorted(supernet)} need oracle: supernet (the predictor oracle takes none)"
+        )
+    space = OFAMobileNetV3Space(
+        cached_pool(int(pool_size), flops_min, flops_max, int(resolution), int(seed)), resolution, encoding
+    )
     if oracle == "predictor":
         from weaknas_ray.ofa.surrogate import AccuracyPredictor, SurrogateOracle, locate_predictor
 
