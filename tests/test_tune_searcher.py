@@ -4,6 +4,7 @@ real Tuner runs on NAS-Bench-201 (against Tune's random search, and killed and r
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,8 @@ from weaknas_ray.drivers.tune_searcher import WeakNASSearcher
 from weaknas_ray.drivers.tune_space import SubsetSpace, space_from_domains
 from weaknas_ray.engine.testing import GridSpace
 from weaknas_ray.exceptions import ConfigError
+
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tune_nasbench201.yaml"
 
 CHOICES = {"a": ["x", "y", "z"], "b": ["x", "y", "z"], "c": ["p", "q", "r", "s"]}  # 36 architectures
 # NOTE: a small MLP keeps each predictor fit well under a second on a busy CPU.
@@ -165,3 +168,125 @@ def test_bad_arguments_raise_config_errors():
         _searcher(points_to_evaluate=[{"a": "x"}])
     with pytest.raises(ConfigError, match="metric and mode"):
         WeakNASSearcher(GridSpace(CHOICES), max_sample=8, **SMALL).suggest("t0")
+
+
+# ----- real Tuner runs on NAS-Bench-201 (shared Ray: 2 CPUs) -------------------------------------------
+
+# NOTE: small batches and a top-20 window let WeakNAS zoom in within a 30-trial budget; a 2 x 32 MLP
+# fits in well under a second.
+TUNE_SMALL = {"init_sample": 10, "sample_each_iter": 5, "top_start": 20, "top_end": 20,
+              "predictor_params": {"hidden": [32, 32], "max_epochs": 50}}  # fmt: skip
+SETTINGS = {"max_concurrent_trials": None, "cpus_per_trial": 0.5}
+
+
+@pytest.fixture(scope="module")
+def nb201(shared_data):
+    from weaknas_ray.benchmarks.registry import load_benchmark
+
+    return load_benchmark("nasbench201", data_dir=str(shared_data))
+
+
+@pytest.fixture
+def quiet_tune(monkeypatch):
+    # NOTE: results are read from memory (Result.metrics); per-trial log files only cost time here.
+    monkeypatch.setenv("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+
+
+def _best(results, key="val_acc") -> float:
+    assert not results.errors
+    return max(r.metrics[key] for r in results)
+
+
+@pytest.mark.slow
+def test_tuner_weaknas_beats_tune_random_search(nb201, ray_session, quiet_tune, tmp_path):
+    from ray.tune.search import BasicVariantGenerator
+
+    from weaknas_ray.commands.tune import make_tuner
+    from weaknas_ray.drivers.tune_space import full_domains
+
+    budget, settings = 30, {**SETTINGS, "storage_path": str(tmp_path)}
+    weak, rand = [], []
+    for seed in range(3):
+        searcher = WeakNASSearcher(nb201.space, metric="val_acc", mode="max", max_sample=budget, seed=seed, **TUNE_SMALL)
+        results = make_tuner(nb201, searcher, settings, f"weaknas-{seed}").fit()
+        assert len(results) == budget and len({r.metrics["arch_index"] for r in results}) == budget
+        weak.append(_best(results))
+        baseline = BasicVariantGenerator(random_state=seed)
+        results = make_tuner(
+            nb201, baseline, settings, f"random-{seed}", param_space=full_domains(nb201.space), num_samples=budget
+        ).fit()  # fmt: skip
+        assert len(results) == budget
+        rand.append(_best(results))
+    assert np.mean(weak) > np.mean(rand), (weak, rand)
+
+
+KILLED_RUN = """
+import os, signal, sys
+os.environ["RAY_AUTH_MODE"] = "disabled"
+os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = "0"  # checkpoint the experiment every step
+import ray
+from ray import tune
+from weaknas_ray.benchmarks.registry import load_benchmark
+from weaknas_ray.commands.tune import make_tuner
+from weaknas_ray.drivers.tune_searcher import WeakNASSearcher
+
+address, data_dir, storage, kill_after, budget = sys.argv[1:6]
+
+
+class KillAfter(tune.Callback):
+    # SIGKILLs this driver (only: the callback is pickled with the run) after `n` completed trials.
+    def __init__(self, n):
+        self.n, self.pid, self.done = n, os.getpid(), 0
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.done += 1
+        if self.done >= self.n and os.getpid() == self.pid:
+            os.kill(self.pid, signal.SIGKILL)
+
+
+ray.init(address=address, log_to_driver=False)
+bench = load_benchmark("nasbench201", data_dir=data_dir)
+searcher = WeakNASSearcher(bench.space, metric="val_acc", mode="max", max_sample=int(budget), seed=0,
+                           init_sample=4, sample_each_iter=4, predictor_params={"hidden": [8], "max_epochs": 20})
+settings = {"max_concurrent_trials": 2, "cpus_per_trial": 0.5, "storage_path": storage}
+make_tuner(bench, searcher, settings, "killed", callbacks=[KillAfter(int(kill_after))]).fit()
+"""
+
+
+@pytest.mark.slow
+def test_killed_run_restored_finishes_budget_without_duplicates(nb201, shared_data, ray_session, tmp_path):
+    import subprocess
+    import sys
+
+    from ray import tune
+
+    from weaknas_ray.commands.tune import _trainable
+
+    script = tmp_path / "killed_run.py"
+    script.write_text(KILLED_RUN)
+    address = ray_session.get_runtime_context().gcs_address
+    budget = 14
+    proc = subprocess.run(
+        [sys.executable, str(script), address, str(shared_data), str(tmp_path), "7", str(budget)],
+        capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert proc.returncode == -9, proc.stderr[-3000:]
+    folder = str(tmp_path / "killed")
+    assert tune.Tuner.can_restore(folder)
+    results = tune.Tuner.restore(folder, trainable=_trainable(nb201, 0.5)).fit()
+    indices = [r.metrics["arch_index"] for r in results]
+    assert not results.errors
+    assert len(indices) == budget and len(set(indices)) == budget
+
+
+def test_cli_tune_runs_a_small_experiment(nb201, shared_data, ray_session, quiet_tune, tmp_path, capsys):
+    from weaknas_ray.cli import main
+
+    overrides = [
+        f"benchmark.data_dir={shared_data}", "search.max_sample=6", "search.init_sample=3", "search.sample_each_iter=3",
+        "methods.weaknas.predictor_params={hidden: [8], max_epochs: 10}", f"tune.storage_path={tmp_path}",
+        "tune.cpus_per_trial=0.5",
+    ]  # fmt: skip
+    assert main(["tune", "--config", str(CONFIG), *[f"--set={o}" for o in overrides]]) == 0
+    out = capsys.readouterr().out
+    assert "6 trials in" in out and "best val_acc" in out and "benchmark optimum: search 91.6067" in out

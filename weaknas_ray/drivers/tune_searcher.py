@@ -103,8 +103,8 @@ class WeakNASSearcher(Searcher):
         self._max_concurrent: int | None = None
         self._live: dict[str, int] = {}  # trial id -> engine index, for trials handed out and not complete
         self._queue: list[int] = []  # engine indices of the current batch not yet handed out
-        self._batch: dict[int, float | None] = {}  # engine index -> engine value (None: failed) of the batch
-        self._n_batch = 0  # size of the current batch
+        self._order: list[int] = []  # engine indices of the current batch, in hand-out order
+        self._batch: dict[int, float | None] = {}  # engine index -> engine value (None: failed), as they come
         self.failed: list[int] = []  # base indices of trials told with the worst value
         if space is not None:
             self._setup(space)
@@ -161,7 +161,7 @@ class WeakNASSearcher(Searcher):
             self._batch[index] = None
         else:
             self._batch[index] = self._engine_value(float(value))
-        if not self._queue and not self._live and len(self._batch) == self._n_batch:
+        if len(self._batch) == len(self._order):
             self._tell_batch()
 
     def save(self, checkpoint_path: str) -> None:
@@ -238,17 +238,17 @@ class WeakNASSearcher(Searcher):
         batch = batch[:room]
         self._batch = {index: self._engine_value(value) for index, value in known.items()}
         self._queue = [i for i in batch if i not in known]
-        self._n_batch = len(batch)
+        self._order = batch
 
     def _tell_batch(self) -> None:
-        """Tell the engine the completed batch, failures with the worst value known."""
+        """Tell the engine the completed batch in hand-out order (so a run does not depend on the order
+        trials finish in), failures with the worst value known."""
         known = [v for v in self._batch.values() if v is not None] + self._opt.history.values
         worst = min(known) if known else 0.0
-        indices = np.fromiter(self._batch, dtype=np.int64, count=len(self._batch))
-        values = np.array([worst if v is None else v for v in self._batch.values()], dtype=np.float64)
-        self.failed += [self._base_index(i) for i, v in self._batch.items() if v is None]
-        self._opt.tell(indices, values)
-        self._batch, self._n_batch = {}, 0
+        values = [self._batch[i] for i in self._order]
+        self.failed += [self._base_index(i) for i, v in zip(self._order, values) if v is None]
+        self._opt.tell(np.asarray(self._order, dtype=np.int64), np.array([worst if v is None else v for v in values]))
+        self._order, self._batch = [], {}
 
     def _engine_value(self, value: float) -> float:
         return -value if self._mode == "min" else value
@@ -276,7 +276,7 @@ class WeakNASSearcher(Searcher):
 
 # NOTE: everything that changes between suggest calls; the space is reachable through the optimizer.
 _STATE_KEYS = (
-    "_metric", "_mode", "_space", "_opt", "_max_concurrent", "_live", "_queue", "_batch", "_n_batch",
+    "_metric", "_mode", "_space", "_opt", "_max_concurrent", "_live", "_queue", "_order", "_batch",
     "_points", "_rewards", "failed",
 )
 
