@@ -65,9 +65,12 @@ def test_load_benchmark_errors(tmp_path):
         load_benchmark("ofa_mbv3", oracle="supernet", pool_size=10, weights=missing, imagenet=tmp_path)
 
 
-def test_surrogate_ranks_dynast_measurements(shared_data, predictor):
+def test_surrogate_ranks_dynast_measurements(shared_data, predictor, capsys):
+    from weaknas_ray.cli import main
     from weaknas_ray.ofa.surrogate import kendall_tau_check
 
     check = kendall_tau_check(predictor, shared_data)
     assert check.n_rows == 2373 and check.n_unique < check.n_rows
     assert check.tau > 0.5
+    assert main(["ofa", "check-surrogate", "--data-dir", str(shared_data)]) == 0
+    assert f"Kendall tau {check.tau:.4f}" in capsys.readouterr().out

@@ -82,7 +82,7 @@ def test_supernet_config_runs_end_to_end(ray_session, tiny_imagenet, tmp_path):
     import pandas as pd
 
     from weaknas_ray.config import load_config
-    from weaknas_ray.drivers.ray_runner import run_search
+    from weaknas_ray.drivers.ray_runner import load_configured_benchmark, run_search
 
     root = Path(__file__).resolve().parents[1]
     overrides = {f"benchmark.{key}": value for key, value in TINY.items()}
@@ -93,7 +93,11 @@ def test_supernet_config_runs_end_to_end(ray_session, tiny_imagenet, tmp_path):
         "methods.weaknas.predictor_params": {"n_rounds": 5, "max_depth": 3},
     })  # fmt: skip
     config = load_config(root / "configs" / "ofa_mbv3_supernet.yaml", overrides)
-    outcome = run_search(config, progress=False, report=False, echo=lambda *a: None)
+    bench = load_configured_benchmark(config)
+    try:
+        outcome = run_search(config, benchmark=bench, progress=False, report=False, echo=lambda *a: None)
+    finally:
+        bench.oracle.shutdown()  # the evaluators hold CPU and GPU shares of the session's Ray
     assert not outcome.failures
     rows = pd.read_parquet(tmp_path / "run" / "results.parquet")
     assert len(rows) == 4 and rows["reported_value"].between(0, 100).all()
