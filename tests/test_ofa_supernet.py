@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,7 @@ def _cache(tmp_path, monkeypatch):
 def test_folder_and_packed_shards_agree(tiny_imagenet, tmp_path):
     folder = open_split(tiny_imagenet / "val")
     assert isinstance(folder, FolderSplit) and len(folder) == 6
+    assert len(pickle.dumps(folder)) < 300 and pickle.loads(pickle.dumps(folder)).files == folder.files
     np.testing.assert_array_equal(folder.labels, [0, 0, 0, 1, 1, 1])
     packed = open_split(pack_split(tiny_imagenet / "val", tmp_path / "packed", RES, shard_size=4, workers=1))
     assert isinstance(packed, PackedSplit) and len(packed) == 6

@@ -82,6 +82,10 @@ class FolderSplit:
         index = {c: i for i, c in enumerate(self.classes)}
         return np.array([index[f.parent.name] for f in self.files], dtype=np.int64)
 
+    def __getstate__(self) -> dict:
+        # NOTE: ship the root only; the actor lists the folder itself (ImageNet's train/ has 1.28 M paths).
+        return {"root": self.root}
+
     def __len__(self) -> int:
         return len(self.files)
 
