@@ -6,6 +6,8 @@ A query activates the subnet, extracts it (``get_active_subnet``), recalibrates 
 on the calibration images (OFA's ``set_running_statistics``; published: 2,000 training images, batch 200)
 and counts correct top-1 / top-5 predictions on the shard. The oracle sends every query to every actor and
 merges the counts, so the accuracy is over the whole validation set whatever the number of actors.
+Calibration images get the evaluation transform (resize, centre crop), not OFA's random training crops, so
+a query's result does not depend on the actor or the run.
 
 Memory: an actor keeps its images as uint8, ``r * r * 3`` bytes each (167 kB at 236 px): the 2,000
 calibration images (334 MB, on the device) and ``50,000 / n_evaluators`` validation images (pinned host
