@@ -19,6 +19,11 @@ from weaknas_ray.results.aggregate import best_curves
 MAX_TSNE_POOL = 50_000
 # NOTE: 500 iterations (250 of them early exaggeration) give a stable map at half the default's cost.
 TSNE_ITERATIONS = 500
+# NOTE: the y axis of curves.png starts at this query: the first few random queries span the whole
+# accuracy range and would flatten the part of the curves that tells methods apart.
+ZOOM_FROM_QUERY = 10
+# NOTE: accuracies below this percentile share the bottom colour, so the good region keeps its contrast.
+COLOUR_FLOOR_PERCENTILE = 10
 # NOTE: panels of the dynamics figure: iterations spread evenly from the first to the last.
 DYNAMICS_PANELS = 4
 
@@ -54,12 +59,18 @@ def plot_curves(
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     x = np.arange(1, max_sample + 1)
+    lows, highs = [], [] if optimum is None else [optimum]
     for prefix, results in runs.items():
         for method, rows in results.groupby("method", sort=False):
             curves = best_curves(rows, max_sample)
             mean, std = np.nanmean(curves, axis=0), np.nanstd(curves, axis=0)
             line = ax.plot(x, mean, label=f"{prefix}{method} ({curves.shape[0]} repeats)")[0]
             ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+            start = min(ZOOM_FROM_QUERY, max_sample) - 1
+            lows.append(np.nanmin((mean - std)[start:]))
+            highs.append(np.nanmax((mean + std)[start:]))
+    low, high = np.nanmin(lows), np.nanmax(highs)
+    ax.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low) + 1e-9)
     if optimum is not None:
         ax.axhline(optimum, color="black", linestyle="--", linewidth=1, label=f"global optimum {optimum:.2f}")
     if log_x:
@@ -123,7 +134,8 @@ def plot_search_dynamics(
     fig, axes = plt.subplots(1, chosen.size, figsize=(4 * chosen.size, 4.2), squeeze=False)
     order = np.argsort(accuracy)  # best architectures drawn last, on top
     for ax, z in zip(axes[0], chosen):
-        points = ax.scatter(*embedding[order].T, c=accuracy[order], s=2, cmap="viridis", rasterized=True)
+        points = ax.scatter(*embedding[order].T, c=accuracy[order], s=2, cmap="viridis", rasterized=True,
+                            vmin=np.percentile(accuracy, COLOUR_FLOOR_PERCENTILE), vmax=accuracy.max())
         before = rows.loc[rows["iteration"] < z, "arch_index"].to_numpy()
         now = rows.loc[rows["iteration"] == z, "arch_index"].to_numpy()
         ax.scatter(*embedding[before].T, s=10, facecolors="white", edgecolors="black", linewidths=0.4)
