@@ -229,3 +229,10 @@ def test_mlp_matches_sklearn_on_nasbench201(shared_data):
     ref_loss = ref.estimators_[0].loss_
     assert tau_ours > 0.4 and abs(tau_ours - tau_ref) < 0.1, (tau_ours, tau_ref)
     assert ours.loss_[0] < 3 * ref_loss + 1e-3 and ref_loss < 3 * ours.loss_[0] + 1e-3, (ours.loss_, ref_loss)
+
+
+def test_bench_flop_count():
+    """Forward 2*in*out per layer; a training step adds the weight gradient and all but layer 0's delta."""
+    from weaknas_ray.bench.predictor import _flops_per_row
+
+    assert _flops_per_row([2, 3, 1]) == (2 * (6 + 3), 2 * (6 + 3) + 2 * (6 + 3) + 2 * 3)

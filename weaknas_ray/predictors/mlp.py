@@ -104,7 +104,7 @@ class MLPEnsemble(Predictor):
             weights = [torch.as_tensor(w, device=device) for w, _ in init]
             biases = [torch.as_tensor(b, device=device) for _, b in init]
             epochs, losses = _train(
-                self, weights, biases, torch.as_tensor(X, device=device), torch.as_tensor(y, device=device), torch.as_tensor(perms, device=device)
+                self, weights, biases, *(_read_only_tensor(torch, a, device) for a in (X, y, perms))
             )
         self.weights_, self.biases_ = weights, biases
         self.n_epochs_, self.loss_ = epochs, losses
@@ -277,15 +277,18 @@ def _loss_and_grads(params: list, xb, yb, alpha: float):
 
 
 def _adam_step(torch, state: dict, grads: list, lr: float, step: int) -> None:
-    """sklearn's Adam update of every live parameter, as a few multi-tensor kernels."""
-    m, v = state["m"], state["v"]
-    torch._foreach_lerp_(m, grads, 1 - _BETA1)
-    torch._foreach_mul_(v, _BETA2)
-    torch._foreach_addcmul_(v, grads, grads, 1 - _BETA2)
-    denom = torch._foreach_sqrt(v)
-    torch._foreach_add_(denom, _EPS)
-    step_size = lr * np.sqrt(1 - _BETA2**step) / (1 - _BETA1**step)
-    torch._foreach_addcdiv_(state["params"], m, denom, -step_size)
+    """sklearn's Adam update of every live parameter in one fused torch kernel per tensor.
+
+    torch's Adam divides by ``sqrt(v) / sqrt(1 - b2^t) + eps`` where sklearn divides by
+    ``(sqrt(v) + eps) / sqrt(1 - b2^t)``; passing ``eps / sqrt(1 - b2^t)`` makes them the same update.
+    """
+    counter = state.setdefault("step", torch.zeros((), device=state["params"][0].device))
+    counter.fill_(step)
+    torch._fused_adam_(
+        state["params"], grads, state["m"], state["v"], [], [counter] * len(grads),
+        lr=lr, beta1=_BETA1, beta2=_BETA2, weight_decay=0.0, eps=_EPS / np.sqrt(1 - _BETA2**step),
+        amsgrad=False, maximize=False,
+    )
 
 
 def _freeze(torch, params: list, state: dict, live: list[int], done: list[int]) -> None:

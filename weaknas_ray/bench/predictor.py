@@ -1,0 +1,206 @@
+"""Predictor speed: MLP throughput vs plain matmul, a NAS-Bench-201 repeat mlp vs sklearn-mlp, EI cost.
+
+Everything printed comes from one run on one machine, so the ratios compare like with like:
+
+1. plain matrix multiply GFLOP/s for the chosen dtype and thread count (the ceiling);
+2. ``mlp`` training and whole-pool prediction GFLOP/s (method's 4 x 1000 MLP), and their share of (1);
+3. one NAS-Bench-201 cifar10 WeakNAS uniform repeat (published settings: n0 = k = 10, N = 100) with
+   ``mlp`` and with ``sklearn-mlp``: wall times, their ratio, best test accuracy of each;
+4. WeakNAS-EI's per-iteration cost on a NAS-Bench-101-sized pool (423,624 x 45) with a 5-member
+   ensemble: fit on the end-of-run training set, predict the pool, EI-select 10;
+5. with ``--dtype bfloat16``: Kendall tau between bfloat16 and float32 predictions on NAS-Bench-201.
+
+``--quick`` shrinks every budget (a 30-query repeat; for EI a 2,048-row pool slice and a 5-epoch fit,
+timed and scaled to the full pool and to 100 epochs, labelled so) to finish in about a minute on CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+# NOTE: NAS-Bench-101's pool size and the method's feature width there; EI runs use 5 members.
+NB101_POOL, NB101_FEATURES, EI_MEMBERS = 423_624, 45, 5
+# NOTE: the method's epoch budget (mlp_iter), the upper bound a scaled quick EI fit is reported at.
+MAX_EPOCHS = 100
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Sizes of one bench run."""
+
+    matmul_size: int  # square matmul side for the ceiling
+    train_rows: int  # rows of the throughput fit (batches of 200)
+    train_epochs: int
+    pool_rows: int  # rows actually predicted (the rest of NB101_POOL is extrapolated)
+    nb201_queries: int  # WeakNAS repeat budget (published plots: 300 here)
+    ei_train_rows: int  # training-set size of the EI iteration (NB101 run ends near 1000)
+    ei_epochs: int | None  # epochs of the timed EI fit, scaled to 100; None: the method's fit as is
+
+
+QUICK = Budget(matmul_size=1024, train_rows=200, train_epochs=2, pool_rows=2048, nb201_queries=30, ei_train_rows=100, ei_epochs=5)
+FULL = Budget(matmul_size=4096, train_rows=1000, train_epochs=5, pool_rows=NB101_POOL, nb201_queries=300, ei_train_rows=1000, ei_epochs=None)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quick", action="store_true", help="small budgets, about a minute on CPU")
+    parser.add_argument("--device", default="cpu", help="torch device for mlp: cpu, cuda, cuda:1 (default cpu)")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="mlp compute dtype")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-dir", default=None, help="benchmark data root (NAS-Bench-201 table)")
+    parser.add_argument("--skip-sklearn", action="store_true", help="skip the sklearn-mlp repeat (slow)")
+
+
+def main(args: argparse.Namespace) -> int:
+    import torch
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    budget = QUICK if args.quick else FULL
+    mlp = {"device": args.device, "dtype": args.dtype}
+    print(f"device {args.device}  dtype {args.dtype}  torch threads {torch.get_num_threads()}  "
+          f"{'quick' if args.quick else 'full'} budgets  load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    ceiling = matmul_gflops(torch, budget.matmul_size, args.device, args.dtype)
+    print(f"plain matmul {budget.matmul_size}^2: {ceiling:8.1f} GFLOP/s")
+    for members in (1, EI_MEMBERS):
+        rate = train_gflops(budget, members, mlp, args.seed)
+        print(f"mlp train E={members} n={budget.train_rows}: {rate:8.1f} GFLOP/s  ({rate / ceiling:5.1%} of matmul)")
+    pool = np.random.default_rng(args.seed).random((budget.pool_rows, NB101_FEATURES), dtype=np.float32)
+    rate, seconds = predict_gflops(pool, mlp, args.seed)
+    print(f"mlp predict E={EI_MEMBERS} {len(pool)} rows: {rate:8.1f} GFLOP/s  ({rate / ceiling:5.1%} of matmul), {seconds:.2f} s")
+    ei_iteration(pool, budget, mlp, args.seed)
+    nb201_repeats(budget, mlp, args)
+    if args.dtype == "bfloat16":
+        bf16_ranking(mlp, args)
+    return 0
+
+
+def _timed(torch, device: str, fn) -> float:
+    """Seconds ``fn()`` takes, synchronising the device before and after."""
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    sync()
+    start = time.perf_counter()
+    fn()
+    sync()
+    return time.perf_counter() - start
+
+
+def matmul_gflops(torch, size: int, device: str, dtype: str) -> float:
+    """The best of a few ``size x size`` matmuls in ``dtype`` (the ceiling the MLP is compared to)."""
+    dt = getattr(torch, dtype)
+    a, b = (torch.randn(size, size, device=device).to(dt) for _ in range(2))
+    torch.mm(a, b)  # warm-up: thread pool, kernels
+    best = min(_timed(torch, device, lambda: torch.mm(a, b)) for _ in range(5))
+    return 2 * size**3 / best / 1e9
+
+
+def _flops_per_row(sizes: list[int]) -> tuple[int, int]:
+    """(forward, training) FLOPs per row of one member: forward 2*in*out per layer; a training step
+    adds the weight gradient (2*in*out) and the backpropagated delta (2*in*out, not for layer 0)."""
+    layers = [i * o for i, o in zip(sizes[:-1], sizes[1:])]
+    forward = 2 * sum(layers)
+    return forward, forward + 2 * sum(layers) + 2 * sum(layers[1:])
+
+
+def _model(members: int, mlp: dict, **params):
+    from weaknas_ray.predictors import make_predictor
+
+    return make_predictor("mlp", n_members=members, **mlp, **params)
+
+
+def train_gflops(budget: Budget, members: int, mlp: dict, seed: int) -> float:
+    """Training GFLOP/s of a full-length fit (early stopping off) of ``members`` 4 x 1000 MLPs."""
+    rng = np.random.default_rng(seed)
+    X = rng.random((budget.train_rows, NB101_FEATURES), dtype=np.float32)
+    y = rng.standard_normal(budget.train_rows).astype(np.float32)
+    _model(members, mlp, max_epochs=1).fit(X[:200], y[:200], seed)  # warm-up
+    model = _model(members, mlp, max_epochs=budget.train_epochs, n_iter_no_change=budget.train_epochs)
+    start = time.perf_counter()
+    model.fit(X, y, seed)
+    seconds = time.perf_counter() - start
+    _, train = _flops_per_row([NB101_FEATURES, *model.hidden, 1])
+    return train * members * budget.train_rows * budget.train_epochs / seconds / 1e9
+
+
+def predict_gflops(pool: np.ndarray, mlp: dict, seed: int) -> tuple[float, float]:
+    """(GFLOP/s, seconds) of predicting ``pool`` with an E = 5 ensemble (fitted for 1 epoch: weights'
+    values do not change the cost)."""
+    model = _model(EI_MEMBERS, mlp, max_epochs=1).fit(pool[:200], np.zeros(200, np.float32), seed)
+    model.predict(pool[:1024])  # warm-up
+    start = time.perf_counter()
+    model.predict(pool)
+    seconds = time.perf_counter() - start
+    forward, _ = _flops_per_row([pool.shape[1], *model.hidden, 1])
+    return forward * EI_MEMBERS * len(pool) / seconds / 1e9, seconds
+
+
+def ei_iteration(pool: np.ndarray, budget: Budget, mlp: dict, seed: int) -> None:
+    """One WeakNAS-EI iteration on a NAS-Bench-101-sized pool: fit E = 5, score the pool by EI, take 10."""
+    from weaknas_ray.acquisition import ScoreRequest, score_pool
+
+    rng = np.random.default_rng(seed)
+    train = rng.choice(len(pool), budget.ei_train_rows, replace=False)
+    y = rng.standard_normal(len(train)).astype(np.float32)
+    epochs = {} if budget.ei_epochs is None else {"max_epochs": budget.ei_epochs, "n_iter_no_change": budget.ei_epochs}
+    start = time.perf_counter()
+    model = _model(EI_MEMBERS, mlp, **epochs).fit(pool[train], y, seed)
+    fit_s = time.perf_counter() - start
+    request = ScoreRequest("ei", n_top=1000, k=10, excluded=train, best=float(y.max()))
+    start = time.perf_counter()
+    score_pool(model, pool, request, chunk_size=1 << 16)
+    score_s = (time.perf_counter() - start) * NB101_POOL / len(pool)
+    notes = [f"epochs {model.n_epochs_.tolist()}"]
+    if budget.ei_epochs is not None:
+        fit_s *= MAX_EPOCHS / budget.ei_epochs
+        notes.append(f"fit timed for {budget.ei_epochs} epochs, scaled to {MAX_EPOCHS} (no early stop)")
+    if len(pool) != NB101_POOL:
+        notes.append(f"scoring timed on {len(pool)} rows, scaled to {NB101_POOL}")
+    print(f"EI iteration, E={EI_MEMBERS}, {len(train)} training rows, {NB101_POOL} x {NB101_FEATURES} pool: "
+          f"{fit_s + score_s:.1f} s = fit {fit_s:.1f} s + predict/EI {score_s:.1f} s ({'; '.join(notes)})")
+
+
+def nb201_repeats(budget: Budget, mlp: dict, args: argparse.Namespace) -> None:
+    """One NAS-Bench-201 cifar10 WeakNAS uniform repeat per predictor, published settings."""
+    from weaknas_ray.drivers.loop import run_repeat
+    from weaknas_ray.engine import make_optimizer
+    from weaknas_ray.spaces.nasbench201 import load_benchmark
+
+    bench = load_benchmark("cifar10", data_dir=args.data_dir)
+    runs = {"mlp": mlp} if args.skip_sklearn else {"mlp": mlp, "sklearn-mlp": {}}
+    seconds = {}
+    for name, params in runs.items():
+        optimizer = make_optimizer("weaknas", bench.space, budget.nb201_queries, args.seed,
+                                   predictor=name, predictor_params=params)
+        start = time.perf_counter()
+        rows = run_repeat(optimizer, bench.oracle)
+        seconds[name] = time.perf_counter() - start
+        print(f"NB201 cifar10 weaknas {budget.nb201_queries} queries, {name:11s}: {seconds[name]:7.1f} s, "
+              f"best test accuracy {rows['best_reported_so_far'].iloc[-1]:.2f}")
+    if len(seconds) == 2:
+        print(f"  sklearn-mlp / mlp wall time: {seconds['sklearn-mlp'] / seconds['mlp']:.1f}x")
+
+
+def bf16_ranking(mlp: dict, args: argparse.Namespace) -> None:
+    """Kendall tau of bfloat16 vs float32 predictions of the NAS-Bench-201 pool, and against the truth,
+    for MLPs trained on the same 100 random cells with the same seed."""
+    from scipy.stats import kendalltau
+
+    from weaknas_ray.spaces.nasbench201 import load_benchmark
+
+    bench = load_benchmark("cifar10", data_dir=args.data_dir)
+    X = bench.space.features
+    acc = np.asarray(bench.oracle.evaluate(np.arange(len(X))).search, dtype=np.float64)
+    y = ((acc - acc.mean()) / acc.std()).astype(np.float32)
+    train = np.random.default_rng(args.seed).choice(len(X), 100, replace=False)
+    preds = {}
+    for dtype in ("float32", "bfloat16"):
+        start = time.perf_counter()
+        preds[dtype] = _model(1, {**mlp, "dtype": dtype}).fit(X[train], y[train], args.seed).predict(X)[0]
+        print(f"NB201 fit on 100 + predict 15,625, {dtype:8s}: {time.perf_counter() - start:5.1f} s, "
+              f"tau vs truth {kendalltau(preds[dtype], y)[0]:.3f}")
+    print(f"  tau bfloat16 vs float32 predictions: {kendalltau(preds['float32'], preds['bfloat16'])[0]:.3f}")
