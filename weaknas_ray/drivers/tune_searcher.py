@@ -29,7 +29,7 @@ from ray.tune.search import Searcher
 
 from weaknas_ray.drivers.tune_space import SubsetSpace, space_from_domains
 from weaknas_ray.engine import make_optimizer
-from weaknas_ray.exceptions import ConfigError
+from weaknas_ray.exceptions import ConfigError, WeakNASError
 from weaknas_ray.spaces.base import SearchSpace
 
 logger = logging.getLogger(__name__)
@@ -134,14 +134,12 @@ class WeakNASSearcher(Searcher):
             raise ConfigError("WeakNASSearcher: no search space; pass `space` or a Tuner `param_space`")
         if self._metric is None or self._mode is None:
             raise ConfigError("WeakNASSearcher: metric and mode are not set; pass them to the searcher")
-        if not self._queue:
+        while not self._queue:
             if self._live:
                 return None
             if self._opt.finished:
                 return Searcher.FINISHED
             self._start_batch()
-            if not self._queue:
-                return None if self._live else Searcher.FINISHED
         if self._max_concurrent is not None and len(self._live) >= self._max_concurrent:
             return None
         index = self._queue.pop(0)
@@ -239,6 +237,10 @@ class WeakNASSearcher(Searcher):
         self._batch = {index: self._engine_value(value) for index, value in known.items()}
         self._queue = [i for i in batch if i not in known]
         self._order = batch
+        if not batch:
+            raise WeakNASError(f"WeakNASSearcher: {self.method} proposed nothing with {self._opt.n_told} of {self._opt.max_sample} told")
+        if not self._queue:  # every architecture of the batch was already known
+            self._tell_batch()
 
     def _tell_batch(self) -> None:
         """Tell the engine the completed batch in hand-out order (so a run does not depend on the order
