@@ -81,8 +81,8 @@ def test_max_concurrency_limits_a_batch():
 
 @pytest.mark.parametrize(
     "outcome",
-    [{"error": True}, {"result": None}, {"result": {"other": 1.0}}, {"result": {"acc": math.nan}}],
-    ids=["errored", "stopped-without-result", "missing-metric", "nan-metric"],
+    [{"error": True}, {"result": None}, {"result": {"other": 1.0}}, {"result": {"acc": math.nan}}, {"result": {"acc": "n/a"}}],
+    ids=["errored", "stopped-without-result", "missing-metric", "nan-metric", "non-numeric-metric"],
 )
 def test_failed_trial_counts_with_worst_value(outcome):
     searcher, values = _searcher(max_sample=8), _values(GridSpace(CHOICES))

@@ -152,13 +152,13 @@ class WeakNASSearcher(Searcher):
         if index is None:
             logger.warning("WeakNASSearcher: ignoring completion of unknown trial %s", trial_id)
             return
-        value = None if error or not result else result.get(self._metric)
-        if value is None or not math.isfinite(float(value)):
+        value = None if error or not result else _as_float(result.get(self._metric))
+        if value is None or not math.isfinite(value):
             logger.warning("WeakNASSearcher: trial %s (%s) gave no valid %r; counted with the worst value",
                            trial_id, self.config_of(index)[ARCH_KEY], self._metric)
             self._batch[index] = None
         else:
-            self._batch[index] = self._engine_value(float(value))
+            self._batch[index] = self._engine_value(value)
         if len(self._batch) == len(self._order):
             self._tell_batch()
 
@@ -281,6 +281,14 @@ _STATE_KEYS = (
     "_metric", "_mode", "_space", "_opt", "_max_concurrent", "_live", "_queue", "_order", "_batch",
     "_points", "_rewards", "failed",
 )
+
+
+def _as_float(value: Any) -> float | None:
+    """A reported metric as a float; ``None`` when missing or not a number."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _default_base_space() -> SearchSpace:
