@@ -58,6 +58,7 @@ def test_store_records_finished_repeats_and_merges_sorted(tmp_path):
     store.write_repeat("weaknas", 0, rows("weaknas", 0, [0.5, 3.0]), final)
     store.write_repeat("random", 0, rows("random", 0, [2.0, 1.0]), None)
     assert store.finished() == {("random", 0), ("random", 1), ("weaknas", 0)}
+    store.merge()
     merged = pd.read_parquet(store.root / "results.parquet")
     assert merged[["method", "repeat"]].drop_duplicates().values.tolist() == [["random", 0], ["random", 1], ["weaknas", 0]]
     assert pd.read_parquet(store.root / "final_top1.parquet").shape[0] == 1

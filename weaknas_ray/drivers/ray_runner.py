@@ -254,6 +254,7 @@ def run_search(
         if embedding is not None:
             embedding.join()
     store.write_failures(failures)
+    store.merge()
     summary = None
     if report and (done or len(failures) < len(tasks)):
         from weaknas_ray.results.aggregate import summary_table

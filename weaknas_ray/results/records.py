@@ -6,7 +6,7 @@ Layout (the README's output folder contract)::
     DIR/meta.json              benchmark name, pool size, optimum (for report without the benchmark)
     DIR/repeats/<method>__r<repeat>.parquet       one per finished repeat (its presence = finished)
     DIR/repeats/<method>__r<repeat>.final.parquet the last predictor's top-1, evaluated (predictor methods)
-    DIR/results.parquet        all finished repeats, one row per query
+    DIR/results.parquet        all finished repeats, one row per query (merged at the end of a run)
     DIR/final_top1.parquet     all final top-1 rows (not queries)
     DIR/failures.json          repeats that failed after their retries, with seed and error
 
@@ -105,16 +105,15 @@ class RunStore:
         return done
 
     def write_repeat(self, method: str, repeat: int, rows: pd.DataFrame, final_top1: pd.DataFrame | None) -> None:
-        """Save one finished repeat (final top-1 first: the rows file marks the repeat as finished) and
-        refresh the merged tables."""
+        """Save one finished repeat (final top-1 first: the rows file marks the repeat as finished)."""
         stem = f"{method}__r{repeat:04d}"
         if final_top1 is not None:
             write_parquet(self.repeats_dir / f"{stem}.final.parquet", final_top1)
         write_parquet(self.repeats_dir / f"{stem}.parquet", rows)
-        self.merge()
 
     def merge(self) -> None:
-        """Rewrite ``results.parquet`` and ``final_top1.parquet`` from the per-repeat files."""
+        """Rewrite ``results.parquet`` and ``final_top1.parquet`` from the per-repeat files (once per run
+        and by ``report``: merging after every repeat would cost quadratic time over 100s of repeats)."""
         for name, pattern in (("results", ROWS_GLOB), ("final_top1", FINAL_GLOB)):
             frame = _concat(sorted(self.repeats_dir.glob(pattern)))
             if frame is not None:

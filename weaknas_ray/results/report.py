@@ -31,6 +31,7 @@ def write_report(
     from weaknas_ray.results.plots import plot_curves
 
     config, meta = store.load_config(), store.load_meta()
+    store.merge()
     results = store.results()
     max_sample = config["search"]["max_sample"]
     optimum = (meta.get("optimum") or {}).get("reported")
