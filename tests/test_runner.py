@@ -156,3 +156,15 @@ def test_too_few_cpus_is_a_config_error(ray_session, tmp_path):
     config = config_for(tmp_path, **{"ray.cpus_per_repeat": 64})
     with pytest.raises(ConfigError, match="ray.cpus_per_repeat: the cluster has 2 CPUs"):
         run_search(config, benchmark=fake_benchmark(), progress=False, report=False, echo=lambda *_: None)
+
+
+def test_fractional_gpus_share_logical_gpus(ray_session, tmp_path):
+    gpus = ray_session.cluster_resources().get("GPU", 0)
+    if gpus < 1:
+        pytest.skip("the Ray fixture declares no (logical) GPU")
+    config = config_for(tmp_path, **{"search.methods": ["random"], "ray.num_gpus_per_repeat": 0.5})
+    outcome = run_search(config, benchmark=fake_benchmark(), progress=False, report=False, echo=lambda *_: None)
+    assert outcome.ran == 2 and outcome.failures == []
+    config = config_for(tmp_path / "more", **{"ray.num_gpus_per_repeat": gpus + 1})
+    with pytest.raises(ConfigError, match="ray.num_gpus_per_repeat"):
+        run_search(config, benchmark=fake_benchmark(), progress=False, report=False, echo=lambda *_: None)
