@@ -261,7 +261,7 @@ def test_killed_run_restored_finishes_budget_without_duplicates(nb201, shared_da
 
     from ray import tune
 
-    from weaknas_ray.commands.tune import _trainable
+    from weaknas_ray.commands.tune import make_trainable
 
     script = tmp_path / "killed_run.py"
     script.write_text(KILLED_RUN)
@@ -274,7 +274,7 @@ def test_killed_run_restored_finishes_budget_without_duplicates(nb201, shared_da
     assert proc.returncode == -9, proc.stderr[-3000:]
     folder = str(tmp_path / "killed")
     assert tune.Tuner.can_restore(folder)
-    results = tune.Tuner.restore(folder, trainable=_trainable(nb201, 0.5)).fit()
+    results = tune.Tuner.restore(folder, trainable=make_trainable(nb201, 0.5)).fit()
     indices = [r.metrics["arch_index"] for r in results]
     assert not results.errors
     assert len(indices) == budget and len(set(indices)) == budget
@@ -288,9 +288,12 @@ def test_cli_tune_runs_a_small_experiment(nb201, shared_data, ray_session, quiet
         "methods.weaknas.predictor_params={hidden: [8], max_epochs: 10}", f"tune.storage_path={tmp_path}",
         "tune.cpus_per_trial=0.5",
     ]  # fmt: skip
-    assert main(["tune", "--config", str(CONFIG), *[f"--set={o}" for o in overrides]]) == 0
+    args = ["tune", "--config", str(CONFIG), *[f"--set={o}" for o in overrides]]
+    assert main(args) == 0
     out = capsys.readouterr().out
     assert "6 trials in" in out and "best val_acc" in out and "benchmark optimum: search 91.6067" in out
+    assert main([*args, "--set=tune.resume=true"]) == 0  # restores the finished experiment: no new trials
+    assert "6 trials in" in capsys.readouterr().out
 
 
 def test_space_from_tuner_param_space():

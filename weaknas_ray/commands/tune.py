@@ -143,7 +143,7 @@ def make_tuner(
     from ray import tune
 
     return tune.Tuner(
-        _trainable(benchmark, tune_settings["cpus_per_trial"]),
+        make_trainable(benchmark, tune_settings["cpus_per_trial"]),
         param_space=param_space or {},
         tune_config=tune.TuneConfig(
             search_alg=search_alg,
@@ -155,7 +155,7 @@ def make_tuner(
     )
 
 
-def _trainable(benchmark, cpus_per_trial: float):
+def make_trainable(benchmark, cpus_per_trial: float):
     """:func:`lookup_trainable` bound to ``benchmark``, each trial holding ``cpus_per_trial`` CPUs."""
     from ray import tune
 
@@ -193,7 +193,7 @@ def main(args: argparse.Namespace) -> int:
         ray.init(address=config["ray"]["address"] or "local", num_cpus=config["ray"]["num_cpus"], include_dashboard=False)
     folder = os.path.join(settings["storage_path"], config["name"])
     if settings["resume"] and tune.Tuner.can_restore(folder):
-        tuner = tune.Tuner.restore(folder, trainable=_trainable(benchmark, settings["cpus_per_trial"]))
+        tuner = tune.Tuner.restore(folder, trainable=make_trainable(benchmark, settings["cpus_per_trial"]))
     else:
         tuner = make_tuner(benchmark, make_searcher(config, benchmark.space), settings, config["name"])
     results = tuner.fit()
