@@ -221,7 +221,7 @@ def run_search(
         benchmark: an already loaded benchmark (tests, fakes); ``None`` loads the configured one.
         progress: show a tqdm bar of queries and repeats.
         report: write ``summary.json`` and the figures at the end.
-        echo: where messages go (failures go to stderr as well).
+        echo: where progress messages go (failed attempts are written to stderr).
 
     Returns:
         A :class:`RunOutcome`.
@@ -247,7 +247,7 @@ def run_search(
         embedding = start_embedding(benchmark) if report else None
         started = connect(config["ray"])
         try:
-            failures = _Dispatcher(config, benchmark, store, tasks, progress, echo).run()
+            failures = _Dispatcher(config, benchmark, store, tasks, progress).run()
         finally:
             if started:
                 ray.shutdown()
@@ -276,21 +276,29 @@ def _meta(benchmark) -> dict[str, Any]:
     }
 
 
+def _ensemble_size(task: RepeatTask) -> int:
+    """E of a task's method: its ``n_members`` setting, else the constructor's default, else 1."""
+    from weaknas_ray.engine import method_class
+
+    param = inspect.signature(method_class(task.method).__init__).parameters.get("n_members")
+    return int(task.settings.get("n_members", 1 if param is None else param.default))
+
+
 class _Dispatcher:
     """Hands repeats to worker actors, saves results, retries failures; one instance per run."""
 
-    def __init__(self, config, benchmark, store: RunStore, tasks: list[RepeatTask], progress: bool, echo):
+    def __init__(self, config, benchmark, store: RunStore, tasks: list[RepeatTask], progress: bool):
         import ray
 
         from weaknas_ray.drivers.ray_scoring import choose_chunk_size, put_pool_chunks
 
         ray_cfg = config["ray"]
-        self.store, self.echo = store, echo
+        self.store = store
         self.queue = list(tasks)
         self.attempts: dict[tuple[str, int], int] = {}
         self.max_attempts = 1 + ray_cfg["max_retries"]
         cpus = float(ray.cluster_resources().get("CPU", 0))
-        n_members = max(int(t.settings.get("n_members", 1)) for t in tasks)
+        n_members = max(_ensemble_size(t) for t in tasks)
         chunk = choose_chunk_size(len(benchmark.space), n_members, cpus, ray_cfg["chunk_size"])
         reserve = ray_cfg["cpus_per_chunk"] if chunk else 0.0
         slots = int((cpus - reserve) // ray_cfg["cpus_per_repeat"])
