@@ -127,3 +127,14 @@ def test_write_report_from_the_folder_alone(tmp_path):
     assert summary["methods"]["random"]["queries_to_optimum"]["share_found"] == 0.0
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
     assert (tmp_path / "curves.png").is_file()
+
+
+def test_dynamics_figure_is_skipped_with_a_reason_when_the_benchmark_cannot_load(tmp_path):
+    store = RunStore(tmp_path)
+    store.prepare(load_config(overrides={"benchmark": {"loader": "no_such_module:load"}, "search.max_sample": 20}))
+    store.write_repeat("weaknas", 0, rows("weaknas", 0, [0.1, 0.4]), None)
+    notes = []
+    write_report(store, echo=notes.append)
+    assert notes == ["search_dynamics.png skipped: could not load the benchmark: benchmark.loader: cannot import "
+                     "no_such_module:load (No module named 'no_such_module')"]
+    assert not (tmp_path / "search_dynamics.png").exists()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import threading
-from pathlib import Path
 from typing import Any, Callable
 
 from weaknas_ray.results.aggregate import summarize
@@ -71,21 +70,20 @@ def _dynamics(store: RunStore, config: dict, results, benchmark, echo) -> None:
     from weaknas_ray.exceptions import WeakNASError
     from weaknas_ray.results.plots import MAX_TSNE_POOL, plot_search_dynamics, tsne_embedding
 
-    try:
-        if benchmark is None:
-            from weaknas_ray.drivers.ray_runner import load_configured_benchmark
+    if benchmark is None:
+        from weaknas_ray.drivers.ray_runner import load_configured_benchmark
 
+        try:
             benchmark = load_configured_benchmark(config)
-        n = len(benchmark.space)
-        if n > MAX_TSNE_POOL:
-            echo(f"search_dynamics.png skipped: the pool has {n} architectures (t-SNE limit {MAX_TSNE_POOL})")
+        except WeakNASError as exc:
+            echo(f"search_dynamics.png skipped: could not load the benchmark: {exc}")
             return
-        from sklearn.manifold import TSNE  # noqa: F401  (fail early with the hint below)
-    except ImportError as exc:
-        echo(f"search_dynamics.png skipped: {exc} (install scikit-learn: pip install -e '.[sklearn]')")
+    n = len(benchmark.space)
+    if n > MAX_TSNE_POOL:
+        echo(f"search_dynamics.png skipped: the pool has {n} architectures (t-SNE limit {MAX_TSNE_POOL})")
         return
-    except WeakNASError as exc:
-        echo(f"search_dynamics.png skipped: could not load the benchmark: {exc}")
+    if importlib.util.find_spec("sklearn") is None:
+        echo("search_dynamics.png skipped: t-SNE needs scikit-learn (pip install -e '.[sklearn]')")
         return
     methods = list(results["method"].unique())
     method = next((m for m in methods if m.startswith("weaknas")), methods[0])
