@@ -17,6 +17,7 @@ timed and scaled to the full pool and to 100 epochs, labelled so) to finish in a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import time
 from dataclasses import dataclass
@@ -57,10 +58,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    import threadpoolctl
     import torch
 
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    with contextlib.ExitStack() as limits:
+        if args.threads is not None:
+            torch.set_num_threads(args.threads)
+            # NOTE: the same thread count for numpy's BLAS, so sklearn-mlp is compared like for like.
+            limits.enter_context(threadpoolctl.threadpool_limits(args.threads))
+        return _run(args, torch)
+
+
+def _run(args: argparse.Namespace, torch) -> int:
+    """Every measurement, printed as it completes."""
     budget = QUICK if args.quick else FULL
     mlp = {"device": args.device, "dtype": args.dtype}
     print(f"device {args.device}  dtype {args.dtype}  torch threads {torch.get_num_threads()}  "

@@ -209,6 +209,7 @@ def _train(model: MLPEnsemble, weights: list, biases: list, X, y, perms) -> tupl
     batch = min(model.batch_size, n)
     live = list(range(n_members))  # members still training, in batch order
     params = [*weights, *biases]
+    # Live members' parameters and Adam moments; finished members are copied back into `params`.
     state = {"params": [p.clone() for p in params]}
     state["m"] = [torch.zeros_like(p) for p in params]
     state["v"] = [torch.zeros_like(p) for p in params]
@@ -231,14 +232,15 @@ def _train(model: MLPEnsemble, weights: list, biases: list, X, y, perms) -> tupl
             no_gain = epoch_loss > best[live] - model.tol
             patience[live] = torch.where(no_gain, patience[live] + 1, 0)
             best[live] = torch.minimum(best[live], epoch_loss)
-            stopped = (patience[live] > model.n_iter_no_change).tolist()
-            if any(stopped) or epoch == model.max_epochs - 1:
-                done = [i for i, s in enumerate(stopped) if s or epoch == model.max_epochs - 1]
+            last = epoch == model.max_epochs - 1
+            # NOTE: one host sync per epoch (not per step) decides which members stop.
+            done = [i for i, stop in enumerate((patience[live] > model.n_iter_no_change).tolist()) if stop or last]
+            if done:
                 _freeze(torch, params, state, live, done)
                 done_members = [live[i] for i in done]
                 n_epochs[done_members] = epoch + 1
                 losses[done_members] = epoch_loss[done].float().cpu().numpy()
-                live = [m for i, m in enumerate(live) if i not in set(done)]
+                live = [member for i, member in enumerate(live) if i not in done]
                 if not live:
                     break
     return n_epochs, losses
