@@ -82,3 +82,12 @@ def test_cli_help_lists_commands_and_import_is_light():
     code = "import sys, weaknas_ray.cli, weaknas_ray.engine, weaknas_ray.spaces; print(sorted(m for m in ('torch', 'ray', 'ofa') if m in sys.modules))"
     light = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert light.stdout.strip() == "[]"
+
+
+def test_random_search_skips_architectures_known_from_elsewhere(space):
+    opt = make_optimizer("random", space, max_sample=10, seed=0, batch_size=10)
+    order = np.random.default_rng(0).permutation(50)
+    opt.pending[order[:3]] = True  # e.g. warm-start points handed out by the Tune searcher
+    opt.tell(order[:3], np.ones(3))
+    batch = opt.ask()
+    assert batch.size == 7 and not set(batch) & set(order[:3].tolist())

@@ -25,14 +25,20 @@ class RandomSearch(Optimizer):
     def __init__(self, space, max_sample: int, seed: int, batch_size: int = 10):
         super().__init__(len(space), max_sample, seed)
         self.batch_size = int(batch_size)
-        self._order = np.random.default_rng(seed).permutation(self.n_pool)[: self.max_sample]
+        self._order = np.random.default_rng(seed).permutation(self.n_pool)
         self._next = 0
 
     def _propose(self, room: int) -> np.ndarray:
+        """The next unseen indices of the seeded permutation; indices told or pending from elsewhere
+        (warm starts through the Tune searcher) are skipped, so the budget still buys new queries."""
         take = min(room, self.batch_size)
-        batch = self._order[self._next : self._next + take]
-        self._next += batch.size
-        return batch
+        batch: list[int] = []
+        while len(batch) < take and self._next < self.n_pool:
+            index = int(self._order[self._next])
+            self._next += 1
+            if not (self.evaluated[index] or self.pending[index]):
+                batch.append(index)
+        return np.asarray(batch, dtype=np.int64)
 
 
 # NOTE: a converged population can keep producing known children; after this many in a row the next
