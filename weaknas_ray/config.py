@@ -70,7 +70,7 @@ RESUMABLE_KEYS = ("ray.", "output", "search.repeats")
 
 
 @dataclass(frozen=True)
-class _Field:
+class Field:
     """One scalar setting: accepted types, whether null is allowed, and a range/choice check."""
 
     types: tuple[type, ...]
@@ -78,7 +78,7 @@ class _Field:
     check: Callable[[Any], str | None] | None = None  # returns the expectation when the value is bad
 
 
-def _at_least(low: float) -> Callable[[Any], str | None]:
+def at_least(low: float) -> Callable[[Any], str | None]:
     return lambda v: None if v >= low else f">= {low}"
 
 
@@ -93,30 +93,30 @@ def _fraction_or_whole(v: float) -> str | None:
 _INT, _NUM, _STR, _BOOL = (int,), (int, float), (str,), (bool,)
 
 SCHEMA: dict[str, Any] = {
-    "name": _Field(_STR),
-    "output": _Field(_STR),
+    "name": Field(_STR),
+    "output": Field(_STR),
     "search": {
-        "methods": _Field((list,)),
-        "repeats": _Field(_INT, check=_at_least(1)),
-        "seed": _Field(_INT, check=_at_least(0)),
-        "max_sample": _Field(_INT, check=_at_least(1)),
-        "stop_at_optimum": _Field(_BOOL),
-        "init_sample": _Field(_INT, check=_at_least(1)),
-        "sample_each_iter": _Field(_INT, check=_at_least(1)),
-        "top_start": _Field(_INT, check=_at_least(1)),
-        "top_end": _Field(_INT, check=_at_least(1)),
-        "top_decay": _Field(_NUM, check=_in_unit_interval),
+        "methods": Field((list,)),
+        "repeats": Field(_INT, check=at_least(1)),
+        "seed": Field(_INT, check=at_least(0)),
+        "max_sample": Field(_INT, check=at_least(1)),
+        "stop_at_optimum": Field(_BOOL),
+        "init_sample": Field(_INT, check=at_least(1)),
+        "sample_each_iter": Field(_INT, check=at_least(1)),
+        "top_start": Field(_INT, check=at_least(1)),
+        "top_end": Field(_INT, check=at_least(1)),
+        "top_decay": Field(_NUM, check=_in_unit_interval),
     },
     "ray": {
-        "address": _Field(_STR, nullable=True),
-        "num_cpus": _Field(_INT, nullable=True, check=_at_least(1)),
-        "cpus_per_repeat": _Field(_NUM, check=lambda v: None if v > 0 else "> 0"),
-        "max_workers": _Field(_INT, nullable=True, check=_at_least(1)),
-        "num_gpus_per_repeat": _Field(_NUM, check=_fraction_or_whole),
-        "chunk_size": _Field(_INT, nullable=True, check=_at_least(0)),
-        "cpus_per_chunk": _Field(_NUM, check=lambda v: None if v > 0 else "> 0"),
-        "max_retries": _Field(_INT, check=_at_least(0)),
-        "object_store_memory": _Field(_INT, nullable=True, check=_at_least(78 * 1024 * 1024)),
+        "address": Field(_STR, nullable=True),
+        "num_cpus": Field(_INT, nullable=True, check=at_least(1)),
+        "cpus_per_repeat": Field(_NUM, check=lambda v: None if v > 0 else "> 0"),
+        "max_workers": Field(_INT, nullable=True, check=at_least(1)),
+        "num_gpus_per_repeat": Field(_NUM, check=_fraction_or_whole),
+        "chunk_size": Field(_INT, nullable=True, check=at_least(0)),
+        "cpus_per_chunk": Field(_NUM, check=lambda v: None if v > 0 else "> 0"),
+        "max_retries": Field(_INT, check=at_least(0)),
+        "object_store_memory": Field(_INT, nullable=True, check=at_least(78 * 1024 * 1024)),
     },
 }
 
@@ -203,7 +203,7 @@ def validate(config: dict[str, Any]) -> None:
     for key in config:
         if key not in BASE:
             raise ConfigError(f"{key}: unknown section; known sections: {sorted(BASE)}")
-    _check_fields(config, SCHEMA, "")
+    check_fields(config, SCHEMA, "")
     bench = config["benchmark"]
     if not isinstance(bench, dict):
         raise ConfigError(f"benchmark: expected a mapping, got {bench!r}")
@@ -278,13 +278,13 @@ def _merge(into: dict[str, Any], update: dict[str, Any], prefix: str, source: st
             into[key] = copy.deepcopy(value)
 
 
-def _check_fields(node: Any, schema: dict[str, Any], prefix: str) -> None:
+def check_fields(node: Any, schema: dict[str, Any], prefix: str) -> None:
     if not isinstance(node, dict):
         raise ConfigError(f"{prefix.rstrip('.')}: expected a mapping, got {node!r}")
     for key, spec in schema.items():
         dotted = f"{prefix}{key}"
         if isinstance(spec, dict):
-            _check_fields(node[key], spec, f"{dotted}.")
+            check_fields(node[key], spec, f"{dotted}.")
             continue
         value = node[key]
         if value is None:

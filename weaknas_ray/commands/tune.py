@@ -13,7 +13,7 @@ import argparse
 import copy
 from typing import Any
 
-from weaknas_ray.config import _at_least, _check_fields, _Field, method_settings, read_yaml, set_key
+from weaknas_ray.config import at_least, check_fields, Field, method_settings, read_yaml, set_key
 from weaknas_ray.exceptions import ConfigError
 
 # NOTE: a quick default: 60 trials, a 2 x 64 MLP predictor; the published schedule otherwise.
@@ -42,23 +42,23 @@ DEFAULTS: dict[str, Any] = {
     "ray": {"address": None, "num_cpus": None},
 }
 
-_POSITIVE = _at_least(1)
+_POSITIVE = at_least(1)
 SCHEMA: dict[str, Any] = {
-    "name": _Field((str,)),
+    "name": Field((str,)),
     "search": {
-        "method": _Field((str,)),
-        "seed": _Field((int,), check=_at_least(0)),
-        "max_sample": _Field((int,), check=_POSITIVE),
+        "method": Field((str,)),
+        "seed": Field((int,), check=at_least(0)),
+        "max_sample": Field((int,), check=_POSITIVE),
     },
     "tune": {
-        "metric": _Field((str,)),
-        "mode": _Field((str,), check=lambda v: None if v in ("max", "min") else "'max' or 'min'"),
-        "max_concurrent_trials": _Field((int,), nullable=True, check=_POSITIVE),
-        "cpus_per_trial": _Field((int, float), check=lambda v: None if v > 0 else "> 0"),
-        "storage_path": _Field((str,), nullable=True),
-        "resume": _Field((bool,)),
+        "metric": Field((str,)),
+        "mode": Field((str,), check=lambda v: None if v in ("max", "min") else "'max' or 'min'"),
+        "max_concurrent_trials": Field((int,), nullable=True, check=_POSITIVE),
+        "cpus_per_trial": Field((int, float), check=lambda v: None if v > 0 else "> 0"),
+        "storage_path": Field((str,), nullable=True),
+        "resume": Field((bool,)),
     },
-    "ray": {"address": _Field((str,), nullable=True), "num_cpus": _Field((int,), nullable=True, check=_POSITIVE)},
+    "ray": {"address": Field((str,), nullable=True), "num_cpus": Field((int,), nullable=True, check=_POSITIVE)},
 }
 
 
@@ -84,7 +84,7 @@ def load_tune_config(path: str | None, overrides: list[str] = ()) -> dict[str, A
         if not sep:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. search.max_sample=40")
         set_key(config, key.strip(), yaml.safe_load(text))
-    _check_fields(config, SCHEMA, "")
+    check_fields(config, SCHEMA, "")
     if not isinstance(config["benchmark"].get("name"), str):
         raise ConfigError(f"benchmark.name: expected a benchmark name, got {config['benchmark'].get('name')!r}")
     method_settings(config, config["search"]["method"])  # rejects settings the method does not take
