@@ -236,3 +236,24 @@ def test_bench_flop_count():
     from weaknas_ray.bench.predictor import _flops_per_row
 
     assert _flops_per_row([2, 3, 1]) == (2 * (6 + 3), 2 * (6 + 3) + 2 * (6 + 3) + 2 * 3)
+
+
+def test_mlp_same_predictions_in_a_fresh_process():
+    """Ray chunk tasks are fresh processes: a fixed seed must give bit-identical predictions there."""
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np\n"
+        "from weaknas_ray.predictors.mlp import MLPEnsemble\n"
+        "rng = np.random.default_rng(0)\n"
+        "X = (rng.random((50, 12)) < 0.3).astype(np.float32); y = rng.standard_normal(50).astype(np.float32)\n"
+        "p = MLPEnsemble(n_members=2, hidden=(32, 32), max_epochs=20, threads=1).fit(X, y, seed=4).predict(X)\n"
+        "out = p.tobytes().hex()\n"
+    )
+    fresh = subprocess.run(
+        [sys.executable, "-c", script + "print(out, end='')"], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+    here: dict = {}
+    exec(script, here)
+    assert fresh == here["out"]
