@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -31,7 +31,7 @@ NB101_POOL, NB101_FEATURES, EI_MEMBERS = 423_624, 45, 5
 MAX_EPOCHS = 100
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Budget:
     """Sizes of one bench run."""
 
@@ -56,6 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=None, help="benchmark data root (NAS-Bench-201 table)")
     parser.add_argument("--skip-sklearn", action="store_true", help="skip the sklearn-mlp repeat (slow)")
+    parser.add_argument("--queries", type=int, default=None, help="NB201 repeat budget (default 300, quick 30)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -73,6 +74,8 @@ def main(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, torch) -> int:
     """Every measurement, printed as it completes."""
     budget = QUICK if args.quick else FULL
+    if args.queries is not None:
+        budget = dataclasses.replace(budget, nb201_queries=args.queries)
     mlp = {"device": args.device, "dtype": args.dtype}
     print(f"device {args.device}  dtype {args.dtype}  torch threads {torch.get_num_threads()}  "
           f"{'quick' if args.quick else 'full'} budgets  load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
