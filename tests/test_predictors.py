@@ -144,7 +144,8 @@ def test_mlp_stops_on_the_same_epoch_as_sklearn(patience):
 
 
 def test_mlp_loss_and_gradients_match_the_method_formula():
-    """Hand-written backprop == autograd of 0.5*mean((f-y)^2) + alpha/(2b) * sum ||W||^2 in float64."""
+    """Hand-written backprop + the L2 weight decay (alpha/b * W) == autograd of
+    0.5*mean((f-y)^2) + alpha/(2b) * sum ||W||^2, in float64."""
     import torch
 
     from weaknas_ray.predictors.mlp import _draw_member_randomness, _loss_and_grads
@@ -164,25 +165,34 @@ def test_mlp_loss_and_gradients_match_the_method_formula():
     ref = 0.5 * ((h - yb) ** 2).mean(dim=(1, 2)) + 0.1 / (2 * 9) * sum((W**2).sum(dim=(1, 2)) for W in leaves[:3])
     ref.sum().backward()
     torch.testing.assert_close(loss, ref.detach())
-    for got, leaf in zip(grads, leaves):
-        torch.testing.assert_close(got, leaf.grad)
+    decay = [0.1 / 9 * p for p in params[:3]] + [0.0] * 3
+    for got, l2, leaf in zip(grads, decay, leaves):
+        torch.testing.assert_close(got + l2, leaf.grad)
 
 
 def test_adam_step_is_sklearns_formula():
-    """p -= lr*sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + eps): sklearn's AdamOptimizer, not torch.optim.Adam."""
+    """p -= lr*sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + eps) with g + l2*W for weights (sklearn's
+    AdamOptimizer on sklearn's L2 gradient), not torch.optim.Adam's eps placement."""
     import torch
 
     from weaknas_ray.predictors.mlp import _adam_step
 
     rng = np.random.default_rng(0)
-    p, g1, g2 = (rng.normal(size=(2, 3, 4)) for _ in range(3))
-    state = {"params": [torch.tensor(p)], "m": [torch.zeros(2, 3, 4, dtype=torch.float64)], "v": [torch.zeros(2, 3, 4, dtype=torch.float64)]}
-    m = v = 0.0
-    for t, g in enumerate((g1, g2), start=1):
-        _adam_step(torch, state, [torch.tensor(g)], 1e-3, t)
-        m, v = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g**2
-        p = p - 1e-3 * np.sqrt(1 - 0.999**t) / (1 - 0.9**t) * m / (np.sqrt(v) + 1e-8)
-    np.testing.assert_allclose(state["params"][0].numpy(), p, rtol=1e-12)
+    shapes = [(2, 3, 4), (2, 1, 4)]  # one weight, one bias
+    params = [rng.normal(size=s) for s in shapes]
+    state = {key: [torch.tensor(p) if key == "params" else torch.zeros(s, dtype=torch.float64) for p, s in zip(params, shapes)]
+             for key in ("params", "m", "v")}
+    m = [0.0, 0.0]
+    v = [0.0, 0.0]
+    for t in (1, 2):
+        grads = [rng.normal(size=s) for s in shapes]
+        _adam_step(torch, state, [torch.tensor(g) for g in grads], 1e-3, t, l2=0.5)
+        for i, (g, l2) in enumerate(zip(grads, (0.5, 0.0))):
+            g = g + l2 * params[i]
+            m[i], v[i] = 0.9 * m[i] + 0.1 * g, 0.999 * v[i] + 0.001 * g**2
+            params[i] = params[i] - 1e-3 * np.sqrt(1 - 0.999**t) / (1 - 0.9**t) * m[i] / (np.sqrt(v[i]) + 1e-8)
+    for got, want in zip(state["params"], params):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-12)
 
 
 def test_mlp_bfloat16_keeps_the_ranking():

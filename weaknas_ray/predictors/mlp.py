@@ -5,7 +5,7 @@ max_iter=100)``. This module reproduces that training exactly, only faster:
 
 - Glorot-uniform init of weights AND biases, bound ``sqrt(6 / (fan_in + fan_out))`` (sklearn, relu);
 - per batch of size ``b``: loss ``0.5 * mean((f(x) - y)^2) + alpha / (2 b) * sum_l ||W_l||^2`` and its
-  gradient by hand-written backprop (sklearn's ``_backprop``);
+  gradient by hand-written backprop (sklearn's ``_backprop``; the L2 part enters as Adam weight decay);
 - sklearn's Adam: ``lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t)``, ``p -= lr_t * m / (sqrt(v) + eps)``;
 - batches of ``min(batch_size, n)`` over a fresh permutation each epoch, the last one possibly smaller;
 - early stop once the epoch's mean training loss has not improved by ``tol`` for more than
@@ -227,7 +227,7 @@ def _train(model: MLPEnsemble, weights: list, biases: list, X, y, perms) -> tupl
                 step += 1
                 loss, grads = _loss_and_grads(state["params"], X[idx], y[idx].unsqueeze(-1), model.alpha)
                 total += loss * idx.shape[1]
-                _adam_step(torch, state, grads, model.lr, step)
+                _adam_step(torch, state, grads, model.lr, step, model.alpha / idx.shape[1])
             epoch_loss = total / n
             no_gain = epoch_loss > best[live] - model.tol
             patience[live] = torch.where(no_gain, patience[live] + 1, 0)
@@ -255,7 +255,9 @@ def _loss_and_grads(params: list, xb, yb, alpha: float):
         alpha: L2 penalty.
 
     Returns:
-        ``(loss (E,), grads)`` with grads in the order of ``params``.
+        ``(loss (E,), grads)`` with grads in the order of ``params``, WITHOUT the L2 term
+        ``alpha / b * W`` of the weight gradients: :func:`_adam_step` adds it as weight decay, which
+        saves copying every weight matrix into its gradient each step.
     """
     torch = _torch()
     n_layers = len(params) // 2
@@ -271,26 +273,30 @@ def _loss_and_grads(params: list, xb, yb, alpha: float):
     grad_w, grad_b = [None] * n_layers, [None] * n_layers
     for layer in range(n_layers - 1, -1, -1):
         # NOTE: under bfloat16 autocast the products come back in bf16; Adam runs in the weights' dtype.
-        grad_w[layer] = torch.baddbmm(weights[layer], acts[layer].transpose(1, 2), delta, beta=alpha / b).to(weights[layer].dtype)
+        grad_w[layer] = torch.bmm(acts[layer].transpose(1, 2), delta).to(weights[layer].dtype)
         grad_b[layer] = delta.sum(dim=1, keepdim=True).to(weights[layer].dtype)
         if layer:
             delta = torch.ops.aten.threshold_backward(torch.bmm(delta, weights[layer].transpose(1, 2)), acts[layer], 0.0)
     return loss, grad_w + grad_b
 
 
-def _adam_step(torch, state: dict, grads: list, lr: float, step: int) -> None:
+def _adam_step(torch, state: dict, grads: list, lr: float, step: int, l2: float) -> None:
     """sklearn's Adam update of every live parameter in one fused torch kernel per tensor.
 
     torch's Adam divides by ``sqrt(v) / sqrt(1 - b2^t) + eps`` where sklearn divides by
     ``(sqrt(v) + eps) / sqrt(1 - b2^t)``; passing ``eps / sqrt(1 - b2^t)`` makes them the same update.
+    ``l2`` (sklearn's ``alpha / batch``) is added to the weight gradients as ``l2 * W`` (torch's
+    ``weight_decay``, which is plain L2, not AdamW); biases get none.
     """
     counter = state.setdefault("step", torch.zeros((), device=state["params"][0].device))
     counter.fill_(step)
-    torch._fused_adam_(
-        state["params"], grads, state["m"], state["v"], [], [counter] * len(grads),
-        lr=lr, beta1=_BETA1, beta2=_BETA2, weight_decay=0.0, eps=_EPS / np.sqrt(1 - _BETA2**step),
-        amsgrad=False, maximize=False,
-    )
+    n_weights = len(grads) // 2
+    for part, decay in ((slice(0, n_weights), l2), (slice(n_weights, None), 0.0)):
+        torch._fused_adam_(
+            state["params"][part], grads[part], state["m"][part], state["v"][part], [], [counter] * n_weights,
+            lr=lr, beta1=_BETA1, beta2=_BETA2, weight_decay=decay, eps=_EPS / np.sqrt(1 - _BETA2**step),
+            amsgrad=False, maximize=False,
+        )
 
 
 def _freeze(torch, params: list, state: dict, live: list[int], done: list[int]) -> None:
