@@ -267,3 +267,16 @@ def test_mlp_same_predictions_in_a_fresh_process():
     here: dict = {}
     exec(script, here)
     assert fresh == here["out"]
+
+
+def test_mlp_predictions_of_block_aligned_chunks_equal_the_whole_pass():
+    """The Ray runner's chunks start at multiples of PREDICT_BLOCK_ROWS: their predictions must equal a
+    whole-pool pass bit for bit, so chunked and in-process scoring select exactly the same architectures."""
+    from weaknas_ray.predictors.base import PREDICT_BLOCK_ROWS
+
+    rng = np.random.default_rng(0)
+    X = rng.random((2 * PREDICT_BLOCK_ROWS + 123, 12)).astype(np.float32)
+    model = make_predictor("mlp", n_members=3, hidden=[64, 64], max_epochs=3).fit(X[:50], rng.random(50).astype(np.float32), seed=0)
+    whole = model.predict(X)
+    parts = [model.predict(X[s : s + PREDICT_BLOCK_ROWS]) for s in range(0, len(X), PREDICT_BLOCK_ROWS)]
+    np.testing.assert_array_equal(whole, np.concatenate(parts, axis=1))

@@ -101,8 +101,8 @@ def test_chunked_scoring_equals_unchunked(ray_session, tmp_path):
 
 def test_choose_chunk_size():
     assert choose_chunk_size(15_625, 5, 2, None) == 0  # small pool: local
-    assert choose_chunk_size(423_624, 1, 2, None) == 105_906  # two chunks per CPU
-    assert choose_chunk_size(423_624, 1, 64, None) == 10_000  # floor on chunk rows
+    assert choose_chunk_size(423_624, 1, 2, None) == 106_496  # two chunks per CPU, 26 aligned blocks
+    assert choose_chunk_size(423_624, 1, 64, None) == 12_288  # floor on chunk rows, aligned
     assert choose_chunk_size(100, 1, 2, 0) == 0 and choose_chunk_size(100, 1, 2, 30) == 30
 
 

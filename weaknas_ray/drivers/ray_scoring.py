@@ -15,6 +15,7 @@ from functools import lru_cache
 import numpy as np
 
 from weaknas_ray.exceptions import ConfigError
+from weaknas_ray.predictors.base import PREDICT_BLOCK_ROWS
 
 # NOTE: below this many member-rows (pool rows x ensemble size) one local pass beats task overhead
 # (NAS-Bench-201: 15,625 x 5 = 78k stays local; NAS-Bench-101: 423,624 rows is chunked).
@@ -31,14 +32,16 @@ def choose_chunk_size(n_rows: int, n_members: int, total_cpus: float, setting: i
         n_members: ensemble size of the widest method.
         total_cpus: CPUs of the Ray cluster.
         setting: ``ray.chunk_size``: ``None`` chooses (two chunks per CPU, at least
-            :data:`MIN_CHUNK_ROWS` rows, none below :data:`AUTO_MIN_MEMBER_ROWS` member-rows), ``0`` turns
-            chunking off, ``N`` forces N rows.
+            :data:`MIN_CHUNK_ROWS` rows, none below :data:`AUTO_MIN_MEMBER_ROWS` member-rows, rounded up to
+            a multiple of ``PREDICT_BLOCK_ROWS`` so chunked predictions equal the whole-pool pass bit for
+            bit), ``0`` turns chunking off, ``N`` forces N rows (use a multiple of 4,096 for exactness).
     """
     if setting is not None:
         return int(setting)
     if n_rows * n_members < AUTO_MIN_MEMBER_ROWS:
         return 0
-    return max(MIN_CHUNK_ROWS, math.ceil(n_rows / max(1, 2 * int(total_cpus))))
+    rows = max(MIN_CHUNK_ROWS, math.ceil(n_rows / max(1, 2 * int(total_cpus))))
+    return math.ceil(rows / PREDICT_BLOCK_ROWS) * PREDICT_BLOCK_ROWS  # aligned: bit-identical predictions
 
 
 def put_pool_chunks(features: np.ndarray, chunk_size: int) -> list[tuple[int, object]]:

@@ -12,6 +12,11 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+# NOTE: predictors evaluate pool rows in blocks of this many rows starting at row 0, so scoring a pool
+# split at multiples of it (the Ray runner's chunks) runs the very same matrix products as one
+# whole-pool pass and gives bit-identical predictions, hence exactly the same selection.
+PREDICT_BLOCK_ROWS = 4096
+
 
 class Predictor(ABC):
     """A regressor from architecture features to (z-scored) accuracy.
