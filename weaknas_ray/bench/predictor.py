@@ -8,7 +8,9 @@ Everything printed comes from one run on one machine, so the ratios compare like
    ``mlp`` and with ``sklearn-mlp``: wall times, their ratio, best test accuracy of each;
 4. WeakNAS-EI's per-iteration cost on a NAS-Bench-101-sized pool (423,624 x 45) with a 5-member
    ensemble: fit on the end-of-run training set, predict the pool, EI-select 10;
-5. with ``--dtype bfloat16``: Kendall tau between bfloat16 and float32 predictions on NAS-Bench-201
+5. with ``--group G``: G separate fits of the 4 x 1000 MLP against one ``fit_group`` of G data sets
+   (what ``ray.repeats_per_actor: G`` does per iteration), and their time ratio;
+6. with ``--dtype bfloat16``: Kendall tau between bfloat16 and float32 predictions on NAS-Bench-201
    (slow where the CPU lacks native bfloat16, e.g. AVX2-only: there every bfloat16 matmul is emulated).
 
 ``--quick`` shrinks every budget (a 30-query repeat; for EI a 2,048-row pool slice and a 5-epoch fit,
@@ -57,6 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default=None, help="benchmark data root (NAS-Bench-201 table)")
     parser.add_argument("--skip-sklearn", action="store_true", help="skip the sklearn-mlp repeat (slow)")
     parser.add_argument("--queries", type=int, default=None, help="NB201 repeat budget (default 300, quick 30)")
+    parser.add_argument("--group", type=int, default=None, help="also time G separate fits vs one grouped fit")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -88,6 +91,8 @@ def _run(args: argparse.Namespace, torch) -> int:
     rate, seconds = predict_gflops(pool, mlp, args.seed)
     print(f"mlp predict E={EI_MEMBERS} {len(pool)} rows: {rate:8.1f} GFLOP/s  ({rate / ceiling:5.1%} of matmul), {seconds:.2f} s")
     ei_iteration(pool, budget, mlp, args.seed)
+    if args.group:
+        group_fit(torch, budget, args.group, mlp, args.seed)
     nb201_repeats(budget, mlp, args)
     if args.dtype == "bfloat16":
         bf16_ranking(mlp, args)
@@ -139,6 +144,20 @@ def train_gflops(budget: Budget, members: int, mlp: dict, seed: int) -> float:
     seconds = time.perf_counter() - start
     _, train = _flops_per_row([NB101_FEATURES, *model.hidden, 1])
     return train * members * budget.train_rows * budget.train_epochs / seconds / 1e9
+
+
+def group_fit(torch, budget: Budget, group: int, mlp: dict, seed: int) -> None:
+    """Print the time of ``group`` separate fits (one per repeat) and of one grouped fit of the same data."""
+    rng = np.random.default_rng(seed)
+    X = rng.random((group, budget.train_rows, NB101_FEATURES), dtype=np.float32)
+    y = rng.standard_normal((group, budget.train_rows)).astype(np.float32)
+    params = {"max_epochs": budget.train_epochs, "n_iter_no_change": budget.train_epochs}
+    _model(1, mlp, max_epochs=1).fit(X[0, :200], y[0, :200], seed)  # warm-up
+    device = mlp["device"]
+    separate = _timed(torch, device, lambda: [_model(1, mlp, **params).fit(X[g], y[g], seed + g) for g in range(group)])
+    grouped = _timed(torch, device, lambda: _model(1, mlp, **params).fit_group(X, y, [seed + g for g in range(group)]))
+    print(f"mlp fit x{group} separate {separate:.2f} s, grouped {grouped:.2f} s: {separate / grouped:.2f}x "
+          f"(n={budget.train_rows}, {budget.train_epochs} epochs)")
 
 
 def predict_gflops(pool: np.ndarray, mlp: dict, seed: int) -> tuple[float, float]:

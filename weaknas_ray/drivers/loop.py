@@ -47,25 +47,56 @@ def run_repeat(
         1-based, ``elapsed_s`` the wall time since the start of the repeat when the batch was told),
         plus ``cost`` when the oracle returns costs.
     """
-    import pandas as pd
-
-    targets = None
-    if stop_at_optimum:
-        targets = oracle.optimum_indices
-        if targets is None:
-            raise WeakNASError(f"stop_at_optimum: {type(oracle).__name__} does not know its optimum indices")
-    start = time.perf_counter()
-    batches = []
-    best_search = best_reported = -np.inf
+    log = RepeatLog(oracle, stop_at_optimum=stop_at_optimum, on_batch=on_batch)
     while not optimizer.finished:
-        idx = optimizer.ask()
+        if log.evaluate(optimizer, optimizer.ask()):
+            break
+    return log.frame()
+
+
+class RepeatLog:
+    """The rows of one repeat: evaluates each asked batch, tells it, and records its rows.
+
+    :func:`run_repeat` and the lockstep group loop (:mod:`weaknas_ray.drivers.group_loop`) share it, so
+    a repeat's rows do not depend on the driver.
+
+    Args:
+        oracle: the repeat's :class:`~weaknas_ray.spaces.Oracle`.
+        stop_at_optimum: as in :func:`run_repeat`.
+        on_batch: as in :func:`run_repeat`.
+    """
+
+    def __init__(self, oracle, *, stop_at_optimum: bool = False, on_batch: Callable | None = None):
+        self.oracle = oracle
+        self.on_batch = on_batch
+        self.targets = None
+        if stop_at_optimum:
+            self.targets = oracle.optimum_indices
+            if self.targets is None:
+                raise WeakNASError(f"stop_at_optimum: {type(oracle).__name__} does not know its optimum indices")
+        self.start = time.perf_counter()
+        self.batches = []
+        self.best_search = self.best_reported = -np.inf
+
+    def evaluate(self, optimizer: Optimizer, idx: np.ndarray) -> bool:
+        """Evaluate and tell ``optimizer`` the batch ``idx`` it just asked (int64 ``(k,)``), recording its rows.
+
+        Returns:
+            True when the repeat should stop early (the batch holds a global optimum and
+            ``stop_at_optimum`` is set).
+
+        Raises:
+            WeakNASError: ``idx`` is empty although the budget is not spent.
+        """
+        import pandas as pd
+
         if idx.size == 0:
             raise WeakNASError(
                 f"{optimizer.method}: ask() returned no architectures with {optimizer.n_told} of "
                 f"{optimizer.max_sample} queries told and none pending"
             )
         iteration = optimizer.iteration
-        ev = oracle.evaluate(idx)
+        ev = self.oracle.evaluate(idx)
         optimizer.tell(idx, ev.search)
         search = np.asarray(ev.search, dtype=np.float64)
         reported = np.asarray(ev.reported, dtype=np.float64)
@@ -77,20 +108,24 @@ def run_repeat(
                 "arch_index": idx,
                 "search_value": search,
                 "reported_value": reported,
-                "best_search_so_far": np.maximum.accumulate(np.maximum(search, best_search)),
-                "best_reported_so_far": np.maximum.accumulate(np.maximum(reported, best_reported)),
-                "elapsed_s": np.full(idx.size, time.perf_counter() - start),
+                "best_search_so_far": np.maximum.accumulate(np.maximum(search, self.best_search)),
+                "best_reported_so_far": np.maximum.accumulate(np.maximum(reported, self.best_reported)),
+                "elapsed_s": np.full(idx.size, time.perf_counter() - self.start),
             }
         )
         if ev.cost is not None:
             batch["cost"] = np.asarray(ev.cost, dtype=np.float64)
-        best_search = float(batch["best_search_so_far"].iloc[-1])
-        best_reported = float(batch["best_reported_so_far"].iloc[-1])
-        batches.append(batch)
-        if on_batch is not None:
-            on_batch(batch)
-        if targets is not None and np.isin(idx, targets).any():
-            break
-    if not batches:
-        return pd.DataFrame({c: [] for c in COLUMNS})
-    return pd.concat(batches, ignore_index=True)
+        self.best_search = float(batch["best_search_so_far"].iloc[-1])
+        self.best_reported = float(batch["best_reported_so_far"].iloc[-1])
+        self.batches.append(batch)
+        if self.on_batch is not None:
+            self.on_batch(batch)
+        return self.targets is not None and bool(np.isin(idx, self.targets).any())
+
+    def frame(self):
+        """All rows so far as one ``pandas.DataFrame`` (see :func:`run_repeat`)."""
+        import pandas as pd
+
+        if not self.batches:
+            return pd.DataFrame({c: [] for c in COLUMNS})
+        return pd.concat(self.batches, ignore_index=True)

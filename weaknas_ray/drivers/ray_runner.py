@@ -7,7 +7,10 @@ retry a failed repeat ``ray.max_retries`` times, then write the summary and figu
 
 Seeds: repeat ``r`` uses seed ``search.seed + r`` for every method, so methods start from the same
 conditions where their randomness allows. Every repeat calls exactly
-:func:`weaknas_ray.drivers.loop.run_repeat`, so a seed gives the same rows here and in-process.
+:func:`weaknas_ray.drivers.loop.run_repeat`, so a seed gives the same rows here and in-process; with
+``ray.repeats_per_actor`` > 1 a worker runs a group of repeats of one method in lockstep
+(:func:`weaknas_ray.drivers.group_loop.run_group`, predictors fitted as one batched model) with the
+same rows up to float rounding.
 """
 
 from __future__ import annotations
@@ -72,31 +75,52 @@ def load_configured_benchmark(config: dict[str, Any]):
 
 
 def run_one_repeat(benchmark, task: RepeatTask, pool_scorer=None, on_batch: Callable | None = None):
-    """Run one repeat in this process: the body of a worker's ``run``.
+    """Run one repeat in this process (see :func:`run_repeats`); returns its ``(rows, final_top1)``."""
+    return run_repeats(benchmark, [task], pool_scorer, on_batch)[0]
+
+
+def run_repeats(benchmark, tasks: list[RepeatTask], pool_scorer=None, on_batch: Callable | None = None):
+    """Run repeats in this process: the body of a worker's ``run``.
+
+    One task runs through :func:`~weaknas_ray.drivers.loop.run_repeat`; several (a group of
+    ``ray.repeats_per_actor`` repeats of one method) run in lockstep through
+    :func:`~weaknas_ray.drivers.group_loop.run_group`, which fits their predictors as one batched model.
 
     Args:
         benchmark: a :class:`~weaknas_ray.benchmarks.registry.Benchmark`.
-        task: what to run.
+        tasks: what to run; a group shares method and ``stop_at_optimum``.
         pool_scorer: passed to methods whose constructor takes one (chunked Ray scoring).
-        on_batch: forwarded to :func:`~weaknas_ray.drivers.loop.run_repeat`.
+        on_batch: called with each batch's rows of any repeat.
 
     Returns:
-        ``(rows, final_top1)``: the query rows (``method``, ``repeat``, ``seed``, the loop's columns,
-        ``arch`` and the space's ``describe`` columns) and, for methods with a predictor, a one-row frame
-        with the last predictor's predicted top-1 evaluated (not a query), else ``None``.
+        Per task, ``(rows, final_top1)``: the query rows (``method``, ``repeat``, ``seed``, the loop's
+        columns, ``arch`` and the space's ``describe`` columns) and, for methods with a predictor, a
+        one-row frame with the last predictor's predicted top-1 evaluated (not a query), else ``None``.
     """
-    import pandas as pd
-
+    from weaknas_ray.drivers.group_loop import run_group
     from weaknas_ray.drivers.loop import run_repeat
     from weaknas_ray.engine import make_optimizer, method_class
 
     space = benchmark.space
-    oracle = benchmark.oracle.for_repeat(task.seed)
-    settings = dict(task.settings)
-    if pool_scorer is not None and "pool_scorer" in inspect.signature(method_class(task.method).__init__).parameters:
-        settings["pool_scorer"] = pool_scorer
-    optimizer = make_optimizer(task.method, space, task.max_sample, task.seed, **settings)
-    rows = run_repeat(optimizer, oracle, stop_at_optimum=task.stop_at_optimum, on_batch=on_batch)
+    oracles = [benchmark.oracle.for_repeat(task.seed) for task in tasks]
+    optimizers = []
+    for task in tasks:
+        settings = dict(task.settings)
+        if pool_scorer is not None and "pool_scorer" in inspect.signature(method_class(task.method).__init__).parameters:
+            settings["pool_scorer"] = pool_scorer
+        optimizers.append(make_optimizer(task.method, space, task.max_sample, task.seed, **settings))
+    stop = tasks[0].stop_at_optimum
+    if len(tasks) == 1:
+        rows = [run_repeat(optimizers[0], oracles[0], stop_at_optimum=stop, on_batch=on_batch)]
+    else:
+        rows = run_group(optimizers, oracles, stop_at_optimum=stop, on_batch=on_batch)
+    return [_outcome(*args, space) for args in zip(tasks, optimizers, oracles, rows)]
+
+
+def _outcome(task: RepeatTask, optimizer, oracle, rows, space):
+    """``(rows, final_top1)`` of a finished repeat, labelled (see :func:`run_repeats`)."""
+    import pandas as pd
+
     rows = _label(rows, task, space)
     final = None
     if optimizer.history.predicted_top:
@@ -131,7 +155,8 @@ def _label(frame, task: RepeatTask, space):
 
 class RepeatWorker:
     """The body of a repeat actor: holds the benchmark (zero-copy from the object store) and runs
-    repeats one at a time; a second thread answers :meth:`queries_done` for the progress bar.
+    repeats one group at a time (``ray.repeats_per_actor``, default one repeat); a second thread answers
+    :meth:`queries_done` for the progress bar.
 
     Args:
         benchmark: the benchmark (passed as an object ref, resolved by Ray).
@@ -154,9 +179,10 @@ class RepeatWorker:
         self.scorer = RayPoolScorer(chunks, cpus_per_chunk) if chunks else None
         self._done = 0
 
-    def run(self, task: RepeatTask):
+    def run(self, tasks: list[RepeatTask]):
+        """Run a group of repeats (usually one); returns their ``(rows, final_top1)`` in order."""
         self._done = 0
-        return run_one_repeat(self.benchmark, task, self.scorer, on_batch=self._count)
+        return run_repeats(self.benchmark, tasks, self.scorer, on_batch=self._count)
 
     def _count(self, batch) -> None:
         self._done += len(batch)
@@ -209,6 +235,20 @@ def plan_tasks(config: dict[str, Any], done: set[tuple[str, int]]) -> list[Repea
         for m in search["methods"]
         if (m, r) not in done
     ]
+
+
+def group_tasks(tasks: list[RepeatTask], size: int) -> list[list[RepeatTask]]:
+    """Split ``tasks`` into groups of at most ``size`` repeats of one method with consecutive repeat
+    indices (``ray.repeats_per_actor``), ordered by their first task, so repeat-major stays repeat-major."""
+    groups: list[list[RepeatTask]] = []
+    current: dict[str, list[RepeatTask]] = {}
+    for task in tasks:
+        group = current.get(task.method)
+        if group is None or len(group) == size or group[-1].repeat != task.repeat - 1:
+            group = current[task.method] = []
+            groups.append(group)
+        group.append(task)
+    return groups
 
 
 def run_search(
@@ -294,7 +334,7 @@ class _Dispatcher:
 
         ray_cfg = config["ray"]
         self.store = store
-        self.queue = list(tasks)
+        self.queue = group_tasks(tasks, ray_cfg["repeats_per_actor"])
         self.attempts: dict[tuple[str, int], int] = {}
         self.max_attempts = 1 + ray_cfg["max_retries"]
         cpus = float(ray.cluster_resources().get("CPU", 0))
@@ -321,7 +361,7 @@ class _Dispatcher:
             ray_cfg["cpus_per_repeat"],
             ray_cfg["cpus_per_chunk"],
         )
-        self.workers = [self._new_worker() for _ in range(min(slots, len(tasks)))]
+        self.workers = [self._new_worker() for _ in range(min(slots, len(self.queue)))]
         self.bar = _Progress(tasks, progress)
 
     def _new_worker(self):
@@ -331,25 +371,26 @@ class _Dispatcher:
         import ray
 
         failures: list[dict[str, Any]] = []
-        running: dict[Any, tuple[Any, RepeatTask]] = {}
+        running: dict[Any, tuple[Any, list[RepeatTask]]] = {}
         idle = list(self.workers)
         finished_queries = 0
         try:
             while self.queue or running:
                 while self.queue and idle:
-                    worker, task = idle.pop(), self.queue.pop(0)
-                    running[worker.run.remote(task)] = (worker, task)
+                    worker, group = idle.pop(), self.queue.pop(0)
+                    running[worker.run.remote(group)] = (worker, group)
                 ready, _ = ray.wait(list(running), num_returns=1, timeout=POLL_S)
                 for ref in ready:
-                    worker, task = running.pop(ref)
+                    worker, group = running.pop(ref)
                     try:
-                        rows, final = ray.get(ref)
+                        outcomes = ray.get(ref)
                     except ray.exceptions.RayError as exc:
-                        worker = self._failed(task, exc, worker, failures)
+                        worker = self._failed(group, exc, worker, failures)
                     else:
-                        self.store.write_repeat(task.method, task.repeat, rows, final)
-                        finished_queries += task.max_sample
-                        self.bar.update_repeat()
+                        for task, (rows, final) in zip(group, outcomes):
+                            self.store.write_repeat(task.method, task.repeat, rows, final)
+                            finished_queries += task.max_sample
+                            self.bar.update_repeat()
                     idle.append(worker)
                 live = ray.get([w.queries_done.remote() for w, _ in running.values()]) if running else []
                 self.bar.show(finished_queries + sum(live))
@@ -359,25 +400,28 @@ class _Dispatcher:
                 ray.kill(worker)
         return failures
 
-    def _failed(self, task: RepeatTask, exc: Exception, worker, failures: list):
-        """Report a failed attempt; requeue it while attempts remain. Returns a usable worker."""
+    def _failed(self, group: list[RepeatTask], exc: Exception, worker, failures: list):
+        """Report a failed attempt of every repeat of ``group`` (they ran together); requeue the group
+        while attempts remain. Returns a usable worker."""
         import ray
 
-        key = (task.method, task.repeat)
-        self.attempts[key] = self.attempts.get(key, 0) + 1
         error = _describe(exc)
-        again = self.attempts[key] < self.max_attempts
-        message = (
-            f"repeat {task.repeat} of {task.method} (seed {task.seed}) failed, attempt "
-            f"{self.attempts[key]} of {self.max_attempts}: {error}" + ("; retrying" if again else "; giving up")
-        )
-        self.bar.write(message)
+        again = False
+        for task in group:
+            key = (task.method, task.repeat)
+            self.attempts[key] = self.attempts.get(key, 0) + 1
+            again = self.attempts[key] < self.max_attempts
+            message = (
+                f"repeat {task.repeat} of {task.method} (seed {task.seed}) failed, attempt "
+                f"{self.attempts[key]} of {self.max_attempts}: {error}" + ("; retrying" if again else "; giving up")
+            )
+            self.bar.write(message)
+            if not again:
+                failures.append({"method": task.method, "repeat": task.repeat, "seed": task.seed,
+                                 "attempts": self.attempts[key], "error": error})
+                self.bar.update_repeat()
         if again:
-            self.queue.insert(0, task)
-        else:
-            failures.append({"method": task.method, "repeat": task.repeat, "seed": task.seed,
-                             "attempts": self.attempts[key], "error": error})
-            self.bar.update_repeat()
+            self.queue.insert(0, group)
         if isinstance(exc, ray.exceptions.RayActorError):  # the process died: replace it
             self.workers.remove(worker)
             worker = self._new_worker()

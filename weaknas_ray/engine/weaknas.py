@@ -16,7 +16,7 @@ leave the ranking unchanged). The EI incumbent is z-scored the same way.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -31,6 +31,24 @@ KEEP_OLD = ("all", "top", "none")
 N_LOGGED = 1000
 
 PoolScorer = Callable[[Predictor, ScoreRequest], ChunkResult]
+
+
+class FitData(NamedTuple):
+    """The data of one iteration's predictor fit.
+
+    Attributes:
+        X: features of the training set, ``(n, d)``.
+        y: its search values z-scored, float32 ``(n,)``.
+        seed: the fit's seed (``seed + z * E``).
+        mean: mean the targets were centred by.
+        std: std they were scaled by (1 when all values are equal).
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    seed: int
+    mean: float
+    std: float
 
 
 class WeakNAS(Optimizer):
@@ -87,6 +105,27 @@ class WeakNAS(Optimizer):
         self.predictor_params = dict(predictor_params or {})
         self.n_members = int(n_members)
         self.pool_scorer = pool_scorer
+        self._given_model: Predictor | None = None  # set only inside ask_fitted
+
+    def next_fit(self) -> FitData | None:
+        """The data the next ``ask`` fits its predictor on; ``None`` when it fits none (iteration 0, a
+        batch still pending, budget spent). Lets a driver fit several repeats' predictors in one batched
+        call (:func:`~weaknas_ray.drivers.group_loop.run_group`) and hand each back to :meth:`ask_fitted`."""
+        if self.iteration == 0 or self.pending.any() or self.finished:
+            return None
+        return self._fit_data(self.iteration)
+
+    def new_predictor(self) -> Predictor:
+        """An unfitted predictor of this optimizer's settings."""
+        return make_predictor(self.predictor, n_members=self.n_members, **self.predictor_params)
+
+    def ask_fitted(self, model: Predictor) -> np.ndarray:
+        """``ask()``, scoring with ``model``: this iteration's predictor already fitted on :meth:`next_fit`'s data."""
+        self._given_model = model
+        try:
+            return self.ask()
+        finally:
+            self._given_model = None
 
     def _rng(self, z: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, z])
@@ -121,14 +160,22 @@ class WeakNAS(Optimizer):
             return idx, val
         return idx[keep], val[keep]
 
-    def _fit(self, z: int) -> tuple[Predictor, float, float]:
-        """A new predictor fitted on z-scored targets; returns it with the mean and std used."""
+    def _fit_data(self, z: int) -> FitData:
+        """The iteration-``z`` training set with z-scored targets and the fit's seed."""
         idx, val = self._training_set(z)
         mean, std = float(val.mean()), float(val.std())
         std = std if std > 0 else 1.0  # all training values equal: centre only
-        model = make_predictor(self.predictor, n_members=self.n_members, **self.predictor_params)
-        model.fit(self.space.features[idx], ((val - mean) / std).astype(np.float32), seed=self.seed + z * self.n_members)
-        return model, mean, std
+        y = ((val - mean) / std).astype(np.float32)
+        return FitData(self.space.features[idx], y, self.seed + z * self.n_members, mean, std)
+
+    def _fit(self, z: int) -> tuple[Predictor, float, float]:
+        """The iteration's predictor (the one given to :meth:`ask_fitted`, else a new one fitted here)
+        with the mean and std its targets were scaled by."""
+        data = self._fit_data(z)
+        model = self._given_model
+        if model is None:
+            model = self.new_predictor().fit(data.X, data.y, seed=data.seed)
+        return model, data.mean, data.std
 
     def _request(self, z: int, k: int, excluded: np.ndarray, observed: np.ndarray) -> ScoreRequest:
         """What to score: the top-max(N, 1000) and the best k by mean (the uniform draw's fallback)."""

@@ -15,7 +15,8 @@ E members share one set of tensors of shape ``(E, fan_in, fan_out)`` and every l
 ``torch.baddbmm``, so E members cost about one kernel launch per layer, like one model. Member ``i``
 draws its init and shuffles from ``numpy.random.default_rng(seed + i)``, so an ensemble equals E separate
 fits with those seeds. A member that stops is removed from the batch (its weights frozen) while the
-others keep training.
+others keep training. :meth:`MLPEnsemble.fit_group` extends the batch across G ensembles that each train
+on their own data (G lockstep search repeats), equal to G separate fits.
 """
 
 from __future__ import annotations
@@ -96,21 +97,77 @@ class MLPEnsemble(Predictor):
             self, with ``weights_`` / ``biases_`` (lists of ``(E, fan_in, fan_out)`` / ``(E, 1, fan_out)``
             tensors), ``n_epochs_`` and ``loss_`` (``(E,)`` numpy: epochs run, last epoch's loss).
         """
-        torch = _torch()
         X, y = check_fit_data(X, y, "mlp")
-        init, perms = _draw_member_randomness(seed, self.n_members, [X.shape[1], *self.hidden, 1], len(X), self.max_epochs)
+        return self._fit_stacked(X[None], y[None], [seed])
+
+    def fit_group(self, X: np.ndarray, y: np.ndarray, seeds: Sequence[int]) -> list[MLPEnsemble]:
+        """Train G independent ensembles, each on its own data, as one batched model of G * E members.
+
+        Why: on a GPU one small training step is launch-bound, so G lockstep repeats (same schedule,
+        hence the same ``n``) fitting their predictors together cost about one fit. Ensemble ``g`` draws
+        exactly the randomness of ``fit(X[g], y[g], seeds[g])`` and every member's arithmetic is its own
+        slice of each batched product, so it equals that separate fit up to float rounding: like an
+        E-member ensemble against E single fits, the BLAS may round a product of a different batch count
+        differently (on CPU: bit-equal for small layers, about 1e-6 apart for 200-wide ones).
+
+        Args:
+            X: features, float32 ``(G, n, d)``.
+            y: targets, ``(G, n)``.
+            seeds: ``(G,)`` base seeds, one per ensemble (member ``i`` of ensemble ``g`` uses ``seeds[g] + i``).
+
+        Returns:
+            G fitted ensembles with this one's parameters; their tensors are views of one batched model.
+
+        Raises:
+            ConfigError: ``X`` / ``y`` not shaped ``(G, n, d)`` / ``(G, n)``, or ``len(seeds) != G``.
+        """
+        X, y = np.asarray(X), np.asarray(y)
+        if X.ndim != 3 or y.shape != X.shape[:2] or len(seeds) != len(X):
+            raise ConfigError(
+                f"mlp.fit_group: expected X (G, n, d), y (G, n) and G seeds, got X {X.shape}, y {y.shape} "
+                f"and {len(seeds)} seeds"
+            )
+        checked = [check_fit_data(Xg, yg, "mlp") for Xg, yg in zip(X, y)]
+        batched = self._fit_stacked(np.stack([c[0] for c in checked]), np.stack([c[1] for c in checked]), seeds)
+        E = self.n_members
+        return [batched._member_slice(g * E, (g + 1) * E) for g in range(len(seeds))]
+
+    def _fit_stacked(self, X: np.ndarray, y: np.ndarray, seeds: Sequence[int]) -> MLPEnsemble:
+        """Fit ``len(seeds) * E`` members, member ``g * E + i`` on ``X[g], y[g]`` seeded ``seeds[g] + i``.
+
+        Args:
+            X: checked float32 ``(G, n, d)``; y: checked float32 ``(G, n)``; seeds: ``(G,)``.
+
+        Returns:
+            self, holding all ``G * E`` members (``fit`` has G = 1).
+        """
+        torch = _torch()
+        G, n, d = X.shape
+        draws = [_draw_member_randomness(s, self.n_members, [d, *self.hidden, 1], n, self.max_epochs) for s in seeds]
+        init = [tuple(np.concatenate(parts) for parts in zip(*layer)) for layer in zip(*(i for i, _ in draws))]
+        perms = np.concatenate([p for _, p in draws], axis=1)
+        group = np.repeat(np.arange(G), self.n_members)
         # NOTE: training data is small (n <= a few thousand rows); copying it to the device once is free.
         with _torch_threads(torch, self.threads):
             device = torch.device(self.device)
             weights = [torch.as_tensor(w, device=device) for w, _ in init]
             biases = [torch.as_tensor(b, device=device) for _, b in init]
             epochs, losses = _train(
-                self, weights, biases, *(_read_only_tensor(torch, a, device) for a in (X, y, perms))
+                self, weights, biases, *(_read_only_tensor(torch, a, device) for a in (X, y, perms, group))
             )
         self.weights_, self.biases_ = weights, biases
         self.n_epochs_, self.loss_ = epochs, losses
-        self.n_features_in_ = X.shape[1]
+        self.n_features_in_ = d
         return self
+
+    def _member_slice(self, start: int, stop: int) -> MLPEnsemble:
+        """A fitted ensemble of members ``start:stop`` (views of this one's tensors)."""
+        part = type(self)(**{k: getattr(self, k) for k in _PARAM_NAMES})
+        part.weights_ = [w[start:stop] for w in self.weights_]
+        part.biases_ = [b[start:stop] for b in self.biases_]
+        part.n_epochs_, part.loss_ = self.n_epochs_[start:stop].copy(), self.loss_[start:stop].copy()
+        part.n_features_in_ = self.n_features_in_
+        return part
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predictions of every member, float32 ``(E, m)``, computed in chunks under inference mode."""
@@ -193,20 +250,21 @@ def _draw_member_randomness(seed: int, n_members: int, sizes: list[int], n: int,
     return init, perms
 
 
-def _train(model: MLPEnsemble, weights: list, biases: list, X, y, perms) -> tuple[np.ndarray, np.ndarray]:
+def _train(model: MLPEnsemble, weights: list, biases: list, X, y, perms, group) -> tuple[np.ndarray, np.ndarray]:
     """Adam over minibatches for all live members at once, in place on ``weights`` / ``biases``.
 
     Args:
         model: supplies the hyper-parameters.
         weights: per layer ``(E, fan_in, fan_out)`` tensors, updated in place (stopped members frozen).
         biases: per layer ``(E, 1, fan_out)`` tensors, likewise.
-        X: ``(n, d)`` tensor on the device; y: ``(n,)`` tensor; perms: ``(max_epochs, E, n)`` int64 tensor.
+        X: ``(G, n, d)`` tensor on the device; y: ``(G, n)`` tensor; perms: ``(max_epochs, E, n)`` int64
+            tensor; group: ``(E,)`` int64 tensor, the data set ``X[group[i]]`` member ``i`` trains on.
 
     Returns:
         ``(n_epochs (E,) int, loss (E,) float)``: epochs each member ran and its last epoch's loss.
     """
     torch = _torch()
-    n, n_members = len(X), model.n_members
+    n, n_members = X.shape[1], len(group)
     batch = min(model.batch_size, n)
     live = list(range(n_members))  # members still training, in batch order
     params = [*weights, *biases]
@@ -222,11 +280,12 @@ def _train(model: MLPEnsemble, weights: list, biases: list, X, y, perms) -> tupl
     with torch.no_grad(), _autocast(torch, X.device, model.dtype):
         for epoch in range(model.max_epochs):
             order = perms[epoch, live]
+            data = group[live].unsqueeze(-1)  # (live, 1): each live member's data set
             total = torch.zeros(len(live), device=X.device)
             for start in range(0, n, batch):
                 idx = order[:, start : start + batch]
                 step += 1
-                loss, grads = _loss_and_grads(state["params"], X[idx], y[idx].unsqueeze(-1), model.alpha)
+                loss, grads = _loss_and_grads(state["params"], X[data, idx], y[data, idx].unsqueeze(-1), model.alpha)
                 total += loss * idx.shape[1]
                 _adam_step(torch, state, grads, model.lr, step, model.alpha / idx.shape[1])
             epoch_loss = total / n
