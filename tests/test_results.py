@@ -138,3 +138,17 @@ def test_dynamics_figure_is_skipped_with_a_reason_when_the_benchmark_cannot_load
     assert notes == ["search_dynamics.png skipped: could not load the benchmark: benchmark.loader: cannot import "
                      "no_such_module:load (No module named 'no_such_module')"]
     assert not (tmp_path / "search_dynamics.png").exists()
+
+
+def test_folder_saved_before_a_new_key_still_loads(tmp_path):
+    """A run folder written by an older version (a key missing from its config.yaml) loads with that
+    key's default, so report and resume keep working after an upgrade."""
+    import yaml
+
+    from weaknas_ray.config import load_config
+    from weaknas_ray.results.records import RunStore
+
+    config = load_config(overrides={"output": str(tmp_path)})
+    del config["ray"]["repeats_per_actor"]
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    assert RunStore(tmp_path).load_config()["ray"]["repeats_per_actor"] == 1

@@ -285,6 +285,8 @@ def check_fields(node: Any, schema: dict[str, Any], prefix: str) -> None:
         raise ConfigError(f"{prefix.rstrip('.')}: expected a mapping, got {node!r}")
     for key, spec in schema.items():
         dotted = f"{prefix}{key}"
+        if key not in node:
+            raise ConfigError(f"{dotted}: missing")
         if isinstance(spec, dict):
             check_fields(node[key], spec, f"{dotted}.")
             continue

@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from weaknas_ray.config import RESUMABLE_KEYS, diff, dump_yaml, read_yaml, validate
+from weaknas_ray.config import RESUMABLE_KEYS, diff, dump_yaml, load_config
 from weaknas_ray.exceptions import ConfigError
 
 # NOTE: sorting keys of merged tables: stable order whatever order repeats finished in.
@@ -87,10 +87,9 @@ class RunStore:
             write_text(self.root / "meta.json", json.dumps(meta, indent=2))
 
     def load_config(self) -> dict[str, Any]:
-        """The saved resolved config, validated."""
-        config = read_yaml(self.root / "config.yaml")
-        validate(config)
-        return config
+        """The saved resolved config, merged over today's base settings (a folder written before a key
+        existed gets that key's default) and validated."""
+        return load_config(self.root / "config.yaml")
 
     def load_meta(self) -> dict[str, Any]:
         path = self.root / "meta.json"
