@@ -106,7 +106,7 @@ def run_repeats(benchmark, tasks: list[RepeatTask], pool_scorer=None, on_batch: 
     optimizers = []
     for task in tasks:
         settings = dict(task.settings)
-        if pool_scorer is not None and "pool_scorer" in inspect.signature(method_class(task.method).__init__).parameters:
+        if pool_scorer is not None and method_class(task.method).scores_pool:
             settings["pool_scorer"] = pool_scorer
         optimizers.append(make_optimizer(task.method, space, task.max_sample, task.seed, **settings))
     stop = tasks[0].stop_at_optimum

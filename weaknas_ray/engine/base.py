@@ -59,6 +59,9 @@ class Optimizer(ABC):
     """
 
     method: str = "base"
+    # NOTE: True where the constructor takes ``pool_scorer`` (methods that score the whole pool with a
+    # predictor); drivers read this flag instead of guessing from signatures.
+    scores_pool: bool = False
 
     def __init__(self, n_pool: int, max_sample: int, seed: int):
         if max_sample < 1 or max_sample > n_pool:

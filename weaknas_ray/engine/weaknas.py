@@ -73,6 +73,7 @@ class WeakNAS(Optimizer):
 
     method = "weaknas"
     acquisition = "mean"
+    scores_pool = True
 
     def __init__(
         self,
@@ -194,7 +195,7 @@ class WeakNASEI(WeakNAS):
         ei: ``"corrected"`` (incumbent = best observed) or ``"faithful"`` (the published code's
             incumbent = minus the worst observed); see :mod:`weaknas_ray.acquisition.functions`.
         calibration: the ensemble std is divided by this (published 5).
-        pool_scorer: as in :class:`WeakNAS` (named here so that drivers can see it in the signature).
+        pool_scorer: as in :class:`WeakNAS`.
         **settings: every other :class:`WeakNAS` argument.
     """
 
