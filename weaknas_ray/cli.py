@@ -22,13 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"weaknas_ray.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"weaknas_ray.commands.{name}":
-                raise
-            continue  # command not built yet
-        module.register(sub)
+        importlib.import_module(f"weaknas_ray.commands.{name}").register(sub)
     return parser
 
 

@@ -22,3 +22,7 @@ class UnknownArchitectureError(WeakNASError, KeyError):
 
 class NotFittedError(WeakNASError, RuntimeError):
     """A predictor was asked to predict before ``fit``."""
+
+
+class RunStateError(WeakNASError):
+    """A saved run state cannot be resumed (the message names the file and what to do)."""

@@ -14,7 +14,7 @@ import copy
 from typing import Any
 
 from weaknas_ray.config import at_least, check_fields, Field, method_settings, read_yaml, set_key
-from weaknas_ray.exceptions import ConfigError
+from weaknas_ray.exceptions import ConfigError, RunStateError
 
 # NOTE: a quick default: 60 trials, a 2 x 64 MLP predictor; the published schedule otherwise.
 DEFAULTS: dict[str, Any] = {
@@ -173,6 +173,25 @@ def make_searcher(config: dict[str, Any], space):
     )  # fmt: skip
 
 
+def check_restorable(folder: str) -> None:
+    """Refuse an experiment folder whose Tune state files are empty.
+
+    Tune copies its state from a staging folder to storage in a background thread, file by file and not
+    atomically; a run killed (SIGKILL, power loss) in mid-copy leaves an empty file, and ``Tuner.restore``
+    then silently restarts a broken experiment. Say so instead, naming the file.
+    """
+    import glob
+    import os
+
+    for path in sorted(glob.glob(os.path.join(folder, "*.pkl")) + glob.glob(os.path.join(folder, "*.json"))):
+        if os.path.getsize(path) == 0:
+            raise RunStateError(
+                f"cannot resume the Tune experiment in {folder}: {os.path.basename(path)} is empty (the run was "
+                "killed while Tune copied its state to storage). Start afresh with tune.resume=false and a new "
+                "name, or delete the folder."
+            )
+
+
 def main(args: argparse.Namespace) -> int:
     """Run (or resume) the Tuner the config describes and print the best architecture found."""
     import os
@@ -193,6 +212,7 @@ def main(args: argparse.Namespace) -> int:
         ray.init(address=config["ray"]["address"] or "local", num_cpus=config["ray"]["num_cpus"], include_dashboard=False)
     folder = os.path.join(settings["storage_path"], config["name"])
     if settings["resume"] and tune.Tuner.can_restore(folder):
+        check_restorable(folder)
         tuner = tune.Tuner.restore(folder, trainable=make_trainable(benchmark, settings["cpus_per_trial"]))
     else:
         tuner = make_tuner(benchmark, make_searcher(config, benchmark.space), settings, config["name"])
