@@ -44,15 +44,30 @@ def test_reproducible_and_picklable(method, settings):
     assert runs[0].history.indices == runs[1].history.indices != runs[2].history.indices
 
 
-def test_evolution_children_are_single_mutations_of_earlier_queries():
+def _aging_evolution(space, oracle, budget: int, seed: int, population: int, sample: int) -> list[int]:
+    """Real et al.'s regularised evolution written out plainly: the queries it makes, in order."""
+    rng = np.random.default_rng(seed)
+    queries = rng.choice(len(space), size=population, replace=False).tolist()
+    members = [(i, oracle.search[i]) for i in queries]
+    while len(queries) < budget:
+        picks = rng.choice(len(members), size=sample, replace=False)
+        parent = max((members[p] for p in picks), key=lambda m: m[1])[0]  # the first drawn wins a tie
+        child = space.mutate(parent, rng)
+        if child not in queries:
+            queries.append(child)
+        members = members[1:] + [(child, oracle.search[child])]  # the oldest leaves
+    return queries
+
+
+def test_evolution_is_tournament_selection_with_aging():
     space, oracle = grid()
     opt = make_optimizer("evolution", space, 50, 3, population=10, sample=3)
     df = run_repeat(opt, oracle)
     assert df.groupby("iteration").size().iloc[0] == 10 and (df.groupby("iteration").size().iloc[1:] == 1).all()
+    assert df["arch_index"].tolist() == _aging_evolution(space, oracle, 50, 3, population=10, sample=3)
     codes = np.array([space.decode(i) for i in df["arch_index"]])
-    for q in range(10, 50):
+    for q in range(10, 50):  # every child is one mutation away from an earlier query
         assert ((codes[:q] != codes[q]).sum(axis=1) == 1).any()
-    assert len(opt._members) == 10 and max(v for _, v in opt._members) <= df["search_value"].max()
 
 
 def test_tpe_tells_every_trial_its_architectures_value():

@@ -67,6 +67,10 @@ def test_runner_equals_in_process_loop(ray_session, tmp_path):
     final = pd.read_parquet(outcome.output / "final_top1.parquet")
     assert final["method"].unique().tolist() == ["weaknas"] and final.shape[0] == 2
     assert (final["reported_value"] == bench.oracle.reported[final["arch_index"]]).all()
+    for row in final.itertuples():  # the answer of a predictor fitted on all 30 queries
+        opt = make_optimizer("weaknas", bench.space, 30, row.seed, **method_settings(config, "weaknas"))
+        run_repeat(opt, bench.oracle)
+        assert row.arch_index == opt.final_prediction()[0] and row.queries == 30 and row.iteration == opt.iteration
     again = run_search(config, benchmark=bench, progress=False, report=False, echo=lambda *_: None)
     assert (again.ran, again.skipped) == (0, 4)
 
@@ -168,3 +172,30 @@ def test_fractional_gpus_share_logical_gpus(ray_session, tmp_path):
     config = config_for(tmp_path / "more", **{"ray.num_gpus_per_repeat": gpus + 1})
     with pytest.raises(ConfigError, match="ray.num_gpus_per_repeat"):
         run_search(config, benchmark=fake_benchmark(), progress=False, report=False, echo=lambda *_: None)
+
+
+@pytest.mark.parametrize("ei", ["faithful", "corrected"])
+def test_faithful_ei_gets_the_pool_statistics(ei):
+    """Faithful EI's ranking depends on how targets are z-scored: the runner hands it the pool's mean and
+    std, as the published code used; corrected EI keeps the training set's."""
+    from weaknas_ray.drivers.ray_runner import RepeatTask, run_repeats
+    from weaknas_ray.engine import weaknas as weaknas_module
+
+    bench = fake_benchmark()
+    fits = []
+    original = weaknas_module.WeakNAS._fit_data
+
+    def spy(self, z):
+        fits.append(original(self, z))
+        return fits[-1]
+
+    settings = {**TINY_MLP, "ei": ei, "n_members": 2}
+    task = RepeatTask("weaknas-ei", 0, 3, 20, settings)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(weaknas_module.WeakNAS, "_fit_data", spy)
+        run_repeats(bench, [task])
+    search = bench.oracle.search
+    for data in fits:
+        seen = search[data.indices]
+        expected = (search.mean(), search.std()) if ei == "faithful" else (seen.mean(), seen.std())
+        np.testing.assert_allclose((data.mean, data.std), expected)

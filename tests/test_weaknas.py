@@ -15,7 +15,7 @@ from weaknas_ray.acquisition import ensemble_mean_sd, incumbent, log_expected_im
 from weaknas_ray.drivers.loop import run_repeat
 from weaknas_ray.engine import make_optimizer
 from weaknas_ray.engine import weaknas as weaknas_module
-from weaknas_ray.engine.schedule import query_sizes
+from weaknas_ray.engine.schedule import query_sizes, top_n_schedule
 from weaknas_ray.engine.testing import FixedPredictor
 from weaknas_ray.engine.weaknas import WeakNAS, WeakNASEI
 from weaknas_ray.exceptions import ConfigError
@@ -46,44 +46,94 @@ def space():
     return ArraySpace(np.eye(N), name="onehot")
 
 
-def test_batches_follow_the_schedule_and_seeds(fixed):
-    opt = WeakNAS(space(), max_sample=95, seed=4, init_sample=25, sample_each_iter=10, n_members=3)
+def _trained_on(model) -> np.ndarray:
+    """Pool indices a FixedPredictor was fitted on (the features are one-hot rows of the identity)."""
+    return model.X_.argmax(axis=1)
+
+
+def _ranking(model) -> np.ndarray:
+    mu = model.predict(np.eye(N)).mean(axis=0)
+    return np.lexsort((np.arange(N), -mu))
+
+
+def test_batches_follow_the_schedules_and_seeds(fixed):
+    opt = WeakNAS(space(), max_sample=95, seed=4, init_sample=25, sample_each_iter=10, n_members=3,
+                  top_start=200, top_end=20, top_decay=0.9)
+    top_n = top_n_schedule(8, 200, 20, 0.9)
     df = run_repeat(opt, TableOracle(VALUES))
     assert df.groupby("iteration").size().tolist() == query_sizes(25, 10, 95)
     assert df["arch_index"].nunique() == 95
     first = np.random.default_rng([4, 0]).choice(N, size=25, replace=False)
     np.testing.assert_array_equal(df["arch_index"][:25], first)
     assert [m.seed_ for m in fixed] == [4 + z * 3 for z in range(1, 8)]
+    fallbacks = 0
     for z, model in enumerate(fixed, start=1):  # trained on all evaluated, z-scored on that set
-        assert model.y_.shape == (25 + 10 * (z - 1),)
+        seen = df["arch_index"][df["iteration"] < z].to_numpy()
+        np.testing.assert_array_equal(_trained_on(model), seen)
         assert abs(model.y_.mean()) < 1e-5 and abs(model.y_.std() - 1) < 1e-5
-        mu = model.predict(np.eye(N)).mean(axis=0)
-        top = np.lexsort((np.arange(N), -mu))[:N]
+        top = _ranking(model)
         np.testing.assert_array_equal(opt.history.predicted_top[z], top)
-        batch = df["arch_index"][df["iteration"] == z].to_numpy()
-        assert set(batch) <= set(top[:100])  # uniform from the top-100
+        # batch z: drawn uniformly from the top-N[z - 1] minus evaluated, as the published loop does;
+        # fewer than k left there: the first k unevaluated of the whole ranking
+        free = top[: top_n[z - 1]][~np.isin(top[: top_n[z - 1]], seen)]
+        if free.size >= 10:
+            expected = np.random.default_rng([4, z]).choice(free, size=10, replace=False)
+        else:
+            expected, fallbacks = top[~np.isin(top, seen)][:10], fallbacks + 1
+        np.testing.assert_array_equal(df["arch_index"][df["iteration"] == z], expected)
+    assert 0 < fallbacks < 7
 
 
-def test_ei_takes_the_k_best_unevaluated_by_ei(fixed):
+def test_final_prediction_fits_on_every_query(fixed):
+    opt = WeakNAS(space(), max_sample=40, seed=2)
+    assert opt.final_prediction() is None  # nothing told yet
+    df = run_repeat(opt, TableOracle(VALUES))
+    top = opt.final_prediction()
+    final = fixed[-1]
+    assert len(fixed) == 4 and final.seed_ == 2 + 4
+    np.testing.assert_array_equal(_trained_on(final), df["arch_index"])
+    np.testing.assert_array_equal(top, _ranking(final)[:1000])
+    np.testing.assert_array_equal(opt.history.predicted_top[4], top)
+    assert opt.final_prediction() is top and len(fixed) == 4  # fitted once
+
+
+@pytest.mark.parametrize("pool_stats", [False, True])
+def test_ei_takes_the_k_best_unevaluated_by_ei(fixed, pool_stats):
     opt = WeakNASEI(space(), max_sample=40, seed=0, ei="faithful")
     oracle = TableOracle(VALUES)
+    assert opt.wants_pool_stats
+    if pool_stats:  # what the runner does for faithful EI: z-score by the whole pool, as published
+        opt.target_stats = oracle.search_stats
     run_repeat(opt, oracle)
     hist = np.asarray(opt.history.indices)
     for z, model in enumerate(fixed, start=1):
         assert model.n_members == 5 and model.seed_ == z * 5
         seen = hist[: 10 * z]
         y = VALUES[seen]
+        mean, std = (VALUES.mean(), VALUES.std()) if pool_stats else (y.mean(), y.std())
+        np.testing.assert_allclose(model.y_, (y - mean) / std, rtol=1e-5)
         mu, sd = ensemble_mean_sd(model.predict(np.eye(N)))
-        score = log_expected_improvement(mu, sd, incumbent((y - y.mean()) / y.std(), "faithful"))
+        score = log_expected_improvement(mu, sd, incumbent((y - mean) / std, "faithful"))
         score[seen] = -np.inf
         expected = np.lexsort((np.arange(N), -score))[:10]
         np.testing.assert_array_equal(hist[10 * z : 10 * z + 10], expected)
 
 
-@pytest.mark.parametrize(("keep_old", "sizes"), [("none", [10, 10, 10]), ("top", [10, 15, 15])])
-def test_keep_old_training_sets(fixed, keep_old, sizes):
-    run_repeat(WeakNAS(space(), 40, 0, keep_old=keep_old, top_start=15, top_end=15), TableOracle(VALUES))
-    assert [m.y_.size for m in fixed] == sizes
+def test_keep_old_training_sets(fixed):
+    """``none``: the last batch; ``top``: the last batch plus the previous training set's members inside
+    the previous predictor's top-N (the published ``keep_index_train``)."""
+    df = run_repeat(WeakNAS(space(), 40, 0, keep_old="none"), TableOracle(VALUES))
+    for z, model in enumerate(fixed, start=1):
+        np.testing.assert_array_equal(_trained_on(model), df["arch_index"][df["iteration"] == z - 1])
+    fixed.clear()
+    df = run_repeat(WeakNAS(space(), 60, 0, keep_old="top", top_start=40, top_end=15), TableOracle(VALUES))
+    top_n = top_n_schedule(6, 40, 15, 0.96)
+    for z in range(2, 6):
+        before = _trained_on(fixed[z - 2])
+        kept = before[np.isin(before, _ranking(fixed[z - 2])[: top_n[z - 2]])]
+        last = df["arch_index"][df["iteration"] == z - 1].to_numpy()
+        assert 0 < kept.size < before.size
+        np.testing.assert_array_equal(np.sort(_trained_on(fixed[z - 1])), np.sort(np.concatenate([kept, last])))
 
 
 def test_one_batch_at_a_time_and_bad_settings(fixed):

@@ -95,7 +95,8 @@ def run_repeats(benchmark, tasks: list[RepeatTask], pool_scorer=None, on_batch: 
     Returns:
         Per task, ``(rows, final_top1)``: the query rows (``method``, ``repeat``, ``seed``, the loop's
         columns, ``arch`` and the space's ``describe`` columns) and, for methods with a predictor, a
-        one-row frame with the last predictor's predicted top-1 evaluated (not a query), else ``None``.
+        one-row frame with the predicted top-1 of a predictor fitted on all its queries, evaluated (not a
+        query), else ``None``.
     """
     from weaknas_ray.drivers.group_loop import run_group
     from weaknas_ray.drivers.loop import run_repeat
@@ -109,6 +110,9 @@ def run_repeats(benchmark, tasks: list[RepeatTask], pool_scorer=None, on_batch: 
         if pool_scorer is not None and method_class(task.method).scores_pool:
             settings["pool_scorer"] = pool_scorer
         optimizers.append(make_optimizer(task.method, space, task.max_sample, task.seed, **settings))
+    for optimizer, oracle in zip(optimizers, oracles):
+        if getattr(optimizer, "wants_pool_stats", False):
+            optimizer.target_stats = oracle.search_stats  # None where the oracle does not know the pool
     stop = tasks[0].stop_at_optimum
     if len(tasks) == 1:
         rows = [run_repeat(optimizers[0], oracles[0], stop_at_optimum=stop, on_batch=on_batch)]
@@ -123,13 +127,13 @@ def _outcome(task: RepeatTask, optimizer, oracle, rows, space):
 
     rows = _label(rows, task, space)
     final = None
-    if optimizer.history.predicted_top:
-        last = max(optimizer.history.predicted_top)
-        top1 = np.asarray(optimizer.history.predicted_top[last][:1], dtype=np.int64)
+    top = optimizer.final_prediction()
+    if top is not None:
+        top1 = np.asarray(top[:1], dtype=np.int64)
         ev = oracle.evaluate(top1)
         final = pd.DataFrame(
             {
-                "iteration": [last],
+                "iteration": [optimizer.iteration],
                 "arch_index": top1,
                 "search_value": np.asarray(ev.search, dtype=np.float64),
                 "reported_value": np.asarray(ev.reported, dtype=np.float64),

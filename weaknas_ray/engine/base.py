@@ -113,6 +113,11 @@ class Optimizer(ABC):
         if not self.pending.any():
             self.iteration += 1
 
+    def final_prediction(self) -> np.ndarray | None:
+        """The predicted top pool indices (best first) of a predictor fitted on every query told, for
+        methods with a predictor; the first is the method's answer. ``None`` here: no predictor."""
+        return None
+
     @abstractmethod
     def _propose(self, room: int) -> np.ndarray:
         """Up to ``room`` new indices, none evaluated or pending."""

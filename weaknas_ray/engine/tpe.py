@@ -66,7 +66,9 @@ class OptunaTPE(Optimizer):
                 self._study.tell(trial, self._known[index])
                 revisits += 1
                 continue
-            if not (self.pending[index] or index in batch):
+            if self.pending[index] or index in batch:  # told when that architecture's value arrives
+                revisits += 1
+            else:
                 batch.append(index)
             self._waiting[index].append(trial.number)
         return np.asarray(batch, dtype=np.int64)

@@ -9,9 +9,18 @@ Seeding: iteration ``z``'s predictor is fitted with ``seed + z * E`` (member ``i
 every uniform draw of iteration ``z`` uses ``numpy.random.default_rng([seed, z])``, so a run depends on
 the seed alone and chunked or Ray-scored runs select the same indices as local ones.
 
+Top-N: the batch of iteration ``z`` is drawn from the predicted top-``top_n[z - 1]``, as in the
+published loop, whose list for batch ``z`` is built (with ``top_acc_list[z - 1]``) by the model fitted
+on the batches before it.
+
 Targets: the search values of the training set, z-scored by that training set's own mean and
-population std (the published code used the whole pool's, which only a tabular benchmark knows; both
-leave the ranking unchanged). The EI incumbent is z-scored the same way.
+population std. The published code used the whole pool's, which only a tabular benchmark knows; for
+the uniform variant and corrected EI the ranking does not depend on it, but the faithful EI's does, so
+drivers hand that variant the pool's statistics where the oracle knows them (``target_stats``). The EI
+incumbent is z-scored the same way as the targets.
+
+The answer: after the last batch the published code fits once more, on every query, and logs that
+model's predicted top; :meth:`WeakNAS.final_prediction` does the same.
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ class FitData(NamedTuple):
     """The data of one iteration's predictor fit.
 
     Attributes:
+        indices: pool indices of the training set, int64 ``(n,)``.
         X: features of the training set, ``(n, d)``.
         y: its search values z-scored, float32 ``(n,)``.
         seed: the fit's seed (``seed + z * E``).
@@ -44,6 +54,7 @@ class FitData(NamedTuple):
         std: std they were scaled by (1 when all values are equal).
     """
 
+    indices: np.ndarray
     X: np.ndarray
     y: np.ndarray
     seed: int
@@ -62,8 +73,9 @@ class WeakNAS(Optimizer):
         sample_each_iter: k, architectures per later iteration (default 10).
         top_start, top_end, top_decay: the top-N schedule (:func:`~weaknas_ray.engine.schedule.top_n_schedule`;
             default constant N = 100 as in every published command).
-        keep_old: training set of each predictor: ``"all"`` evaluated (published), ``"top"`` the N best
-            evaluated by search value, ``"none"`` only the previous iteration's batch.
+        keep_old: training set of each predictor: ``"all"`` evaluated (published default); ``"top"`` the
+            last batch plus those of the previous training set that the previous predictor ranked in
+            its top-N; ``"none"`` only the last batch (both as in the published code).
         predictor: a name of :data:`~weaknas_ray.predictors.PREDICTORS` (default ``"mlp"``).
         predictor_params: extra constructor arguments of the predictor.
         n_members: ensemble size E; the uniform variant ranks by the member mean.
@@ -74,6 +86,9 @@ class WeakNAS(Optimizer):
     method = "weaknas"
     acquisition = "mean"
     scores_pool = True
+    # NOTE: True where the ranking depends on how targets are z-scored (faithful EI): drivers then set
+    # ``target_stats`` to the oracle's ``search_stats``.
+    wants_pool_stats = False
 
     def __init__(
         self,
@@ -106,6 +121,8 @@ class WeakNAS(Optimizer):
         self.predictor_params = dict(predictor_params or {})
         self.n_members = int(n_members)
         self.pool_scorer = pool_scorer
+        self.target_stats: tuple[float, float] | None = None  # (mean, std) to z-score by; None: the training set's
+        self._kept = np.empty(0, dtype=np.int64)  # keep_old="top": what the next training set keeps
         self._given_model: Predictor | None = None  # set only inside ask_fitted
 
     def next_fit(self) -> FitData | None:
@@ -128,8 +145,30 @@ class WeakNAS(Optimizer):
         finally:
             self._given_model = None
 
+    def final_prediction(self) -> np.ndarray | None:
+        """The predicted top (best first, at most 1000) of a predictor fitted on every query told so far,
+        logged as iteration ``self.iteration`` of ``history.predicted_top``; its first entry is the
+        method's answer. ``None`` before any query is told or while a batch is pending."""
+        if self.n_told == 0 or self.pending.any():
+            return None
+        z = self.iteration
+        if z not in self.history.predicted_top:
+            model, _ = self._fit(z)
+            result = self._score(model, ScoreRequest("mean", n_top=N_LOGGED, k=0))
+            self.history.predicted_top[z] = result.top_indices[:N_LOGGED].copy()
+        return self.history.predicted_top[z]
+
     def _rng(self, z: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, z])
+
+    def _n_top(self, z: int) -> int:
+        """N of the batch of iteration ``z`` (>= 1): the published ``top_acc_list[z - 1]``."""
+        return int(self.top_n[z - 1])
+
+    def _score(self, model: Predictor, request: ScoreRequest) -> ChunkResult:
+        if self.pool_scorer is None:
+            return score_pool(model, self.space.features, request)
+        return self.pool_scorer(model, request)
 
     def _propose(self, room: int) -> np.ndarray:
         if self.pending.any():  # one iteration's batch at a time: wait until it is told
@@ -138,52 +177,53 @@ class WeakNAS(Optimizer):
         k = min(self.sizes[z], room)
         if z == 0:
             return self._rng(0).choice(self.n_pool, size=k, replace=False)
-        model, mean, std = self._fit(z)
+        model, data = self._fit(z)
         excluded = self.evaluated | self.pending
-        observed = (np.asarray(self.history.values) - mean) / std
-        request = self._request(z, k, np.flatnonzero(excluded), observed)
-        if self.pool_scorer is None:
-            result = score_pool(model, self.space.features, request)
-        else:
-            result = self.pool_scorer(model, request)
+        observed = (np.asarray(self.history.values) - data.mean) / data.std
+        result = self._score(model, self._request(z, k, np.flatnonzero(excluded), observed))
         self.history.predicted_top[z] = result.top_indices[:N_LOGGED].copy()
+        if self.keep_old == "top":
+            self._kept = self._kept_after(data.indices, result, z)
         return self._select(result, z, k, excluded)
 
     def _training_set(self, z: int) -> tuple[np.ndarray, np.ndarray]:
         """Indices ``(n,)`` and search values ``(n,)`` the iteration-``z`` predictor trains on."""
         idx = np.asarray(self.history.indices, dtype=np.int64)
         val = np.asarray(self.history.values, dtype=np.float64)
-        if self.keep_old == "top":
-            keep = np.lexsort((idx, -val))[: self.top_n[z]]
-        elif self.keep_old == "none":
-            keep = np.flatnonzero(np.asarray(self.history.iterations) == z - 1)
-        else:
+        if self.keep_old == "all":
             return idx, val
+        keep = np.asarray(self.history.iterations) == z - 1
+        if self.keep_old == "top":
+            keep |= np.isin(idx, self._kept)
         return idx[keep], val[keep]
+
+    def _kept_after(self, trained: np.ndarray, result: ChunkResult, z: int) -> np.ndarray:
+        """``keep_old="top"``: the training set's architectures inside the top-N the next batch is drawn from."""
+        return trained[np.isin(trained, result.top_indices[: self._n_top(z)])]
 
     def _fit_data(self, z: int) -> FitData:
         """The iteration-``z`` training set with z-scored targets and the fit's seed."""
         idx, val = self._training_set(z)
-        mean, std = float(val.mean()), float(val.std())
-        std = std if std > 0 else 1.0  # all training values equal: centre only
+        mean, std = self.target_stats or (float(val.mean()), float(val.std()))
+        std = std if std > 0 else 1.0  # all values equal: centre only
         y = ((val - mean) / std).astype(np.float32)
-        return FitData(self.space.features[idx], y, self.seed + z * self.n_members, mean, std)
+        return FitData(idx, self.space.features[idx], y, self.seed + z * self.n_members, mean, std)
 
-    def _fit(self, z: int) -> tuple[Predictor, float, float]:
+    def _fit(self, z: int) -> tuple[Predictor, FitData]:
         """The iteration's predictor (the one given to :meth:`ask_fitted`, else a new one fitted here)
-        with the mean and std its targets were scaled by."""
+        and the data it was fitted on."""
         data = self._fit_data(z)
         model = self._given_model
         if model is None:
             model = self.new_predictor().fit(data.X, data.y, seed=data.seed)
-        return model, data.mean, data.std
+        return model, data
 
     def _request(self, z: int, k: int, excluded: np.ndarray, observed: np.ndarray) -> ScoreRequest:
         """What to score: the top-max(N, 1000) and the best k by mean (the uniform draw's fallback)."""
-        return ScoreRequest("mean", n_top=max(int(self.top_n[z]), N_LOGGED), k=k, excluded=excluded)
+        return ScoreRequest("mean", n_top=max(self._n_top(z), N_LOGGED), k=k, excluded=excluded)
 
     def _select(self, result: ChunkResult, z: int, k: int, excluded: np.ndarray) -> np.ndarray:
-        return uniform_from_top(result, excluded, int(self.top_n[z]), k, self._rng(z))
+        return uniform_from_top(result, excluded, self._n_top(z), k, self._rng(z))
 
 
 class WeakNASEI(WeakNAS):
@@ -210,6 +250,7 @@ class WeakNASEI(WeakNAS):
             raise ConfigError(f"{self.method}.calibration must be > 0, got {calibration}")
         self.ei = ei
         self.calibration = float(calibration)
+        self.wants_pool_stats = ei == "faithful"
 
     def _request(self, z: int, k: int, excluded: np.ndarray, observed: np.ndarray) -> ScoreRequest:
         return ScoreRequest(
@@ -218,3 +259,7 @@ class WeakNASEI(WeakNAS):
 
     def _select(self, result: ChunkResult, z: int, k: int, excluded: np.ndarray) -> np.ndarray:
         return result.candidates[:k].copy()
+
+    def _kept_after(self, trained: np.ndarray, result: ChunkResult, z: int) -> np.ndarray:
+        """``keep_old="top"`` keeps everything under EI: the published EI ranking spans the whole pool."""
+        return trained

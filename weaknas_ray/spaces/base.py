@@ -116,6 +116,12 @@ class Oracle(ABC):
         "queries until the global optimum")."""
         return None
 
+    @property
+    def search_stats(self) -> tuple[float, float] | None:
+        """``(mean, population std)`` of the search signal over the whole pool, where known (tabular
+        only): what the published code z-scored its targets by."""
+        return None
+
     def for_repeat(self, seed: int) -> "Oracle":
         """The oracle one repeat sees. Noisy-label oracles draw their per-architecture seed here;
         deterministic oracles return ``self``."""
@@ -155,6 +161,10 @@ class TableOracle(Oracle):
     @property
     def optimum_indices(self) -> np.ndarray:
         return np.flatnonzero(self.reported == self.reported.max())
+
+    @property
+    def search_stats(self) -> tuple[float, float]:
+        return float(self.search.mean()), float(self.search.std())
 
 
 class ArraySpace(SearchSpace):
