@@ -91,6 +91,26 @@ def test_malformed_config_exits_2_naming_the_key(tmp_path, capsys):
     assert "search.bogus: unknown key" in capsys.readouterr().err
     assert main(["run", "--set", "novalue"]) == 2
     assert "--set: expected KEY=VALUE" in capsys.readouterr().err
+    for setting, message in [
+        ("methods.weaknas.keep_old=some", "methods.weaknas.keep_old: unknown 'some'"),
+        ("methods.weaknas.predictor_params.widht=3", "predictor_params: mlp takes no ['widht']"),
+        ("search.max_sample=99999", "search.max_sample: 99999 exceeds the pool of 15625"),
+    ]:  # checked before the output folder is written or Ray starts
+        assert main(["run", "--output", str(tmp_path / "o"), "--set", setting]) == 2
+        assert message in capsys.readouterr().err
+        assert not (tmp_path / "o").exists()
+
+
+def test_interrupted_run_says_what_is_kept(tmp_path, capsys, monkeypatch):
+    from weaknas_ray.drivers import ray_runner
+
+    def interrupted(config, **_):
+        ray_runner.RunStore(config["output"]).write_repeat("random", 0, pd.DataFrame({"query": [1]}), None)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ray_runner, "run_search", interrupted)
+    assert main(["run", "--output", str(tmp_path / "o")]) == 130
+    assert f"interrupted: 1 finished repeat(s) kept in {tmp_path / 'o'}; rerun the same command" in capsys.readouterr().err
 
 
 @pytest.mark.slow

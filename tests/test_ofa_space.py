@@ -63,6 +63,10 @@ def test_load_benchmark_errors(tmp_path):
         load_benchmark("ofa_mbv3", pool_size=10, predictor_path=missing)
     with pytest.raises(BenchmarkDataError, match="nope.pth"):
         load_benchmark("ofa_mbv3", oracle="supernet", pool_size=10, weights=missing, imagenet=tmp_path)
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(BenchmarkDataError, match="garbage.pth: not OFA's accuracy-predictor state dict"):
+        load_benchmark("ofa_mbv3", pool_size=10, predictor_path=garbage)
 
 
 def test_surrogate_ranks_dynast_measurements(shared_data, predictor, capsys):

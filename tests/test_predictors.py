@@ -215,6 +215,15 @@ def test_mlp_rejects_bad_settings():
         MLPEnsemble(hidden=())
     with pytest.raises(ConfigError, match="batch_size"):
         MLPEnsemble(batch_size=0)
+    with pytest.raises(ConfigError, match="device must be one of"):
+        MLPEnsemble(device="tpu")
+    with pytest.raises(ConfigError, match=r"predictor_params: mlp takes no \['widht'\]"):
+        make_predictor("mlp", widht=3)
+    import torch
+
+    if not torch.cuda.is_available():  # a CUDA device where there is none: named at fit, not deep in torch
+        with pytest.raises(ConfigError, match="device 'cuda:0', but this process sees 0 CUDA GPU"):
+            MLPEnsemble(hidden=(4,), device="cuda:0").fit(np.zeros((3, 2), np.float32), np.zeros(3, np.float32), seed=0)
 
 
 def test_mlp_matches_sklearn_on_nasbench201(shared_data):

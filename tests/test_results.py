@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from weaknas_ray.config import load_config
-from weaknas_ray.exceptions import ConfigError
+from weaknas_ray.exceptions import ConfigError, RunStateError
 from weaknas_ray.results.aggregate import best_curves, queries_to_optimum, summarize, summary_table
 from weaknas_ray.results.plots import plot_curves, plot_search_dynamics, tsne_embedding
 from weaknas_ray.results.records import RunStore, atomic_write, write_text
@@ -65,6 +65,33 @@ def test_store_records_finished_repeats_and_merges_sorted(tmp_path):
     assert store.load_meta() == {"benchmark": "fake"}
 
 
+def test_unreadable_files_are_named_and_a_corrupt_repeat_runs_again(tmp_path, capsys):
+    store = RunStore(tmp_path / "run")
+    with pytest.raises(RunStateError, match="not a run's output folder"):
+        store.load_config()
+    store.prepare(load_config(), {"benchmark": "fake"})
+    store.write_repeat("random", 0, rows("random", 0, [1.0, 2.0]), None)
+    final = pd.DataFrame({"method": ["weaknas"], "repeat": [0], "reported_value": [3.0], "already_queried": [False]})
+    store.write_repeat("weaknas", 0, rows("weaknas", 0, [0.5, 3.0]), final)
+    bad = store.repeats_dir / "weaknas__r0000.parquet"
+    with open(bad, "r+b") as f:
+        f.truncate(50)
+    with pytest.raises(RunStateError, match="weaknas__r0000.parquet: unreadable"):
+        store.results()
+    assert store.finished() == {("random", 0)}  # the resume check sets it aside: that repeat runs again
+    assert "weaknas__r0000.parquet is unreadable" in capsys.readouterr().err
+    assert sorted(p.name for p in store.repeats_dir.iterdir()) == [
+        "random__r0000.parquet", "weaknas__r0000.final.parquet.corrupt", "weaknas__r0000.parquet.corrupt"
+    ]
+    assert store.results()["method"].unique().tolist() == ["random"]
+    assert oct(bad.with_name("random__r0000.parquet").stat().st_mode & 0o777) != oct(0o600)
+    (store.root / "meta.json").write_text("{broken")
+    with pytest.raises(RunStateError, match="meta.json: unreadable"):
+        store.load_meta()
+    with pytest.raises(ConfigError, match="cannot write the output folder"):
+        RunStore(store.root / "meta.json" / "sub").prepare(load_config())
+
+
 def test_store_refuses_a_different_config_with_a_diff(tmp_path):
     store = RunStore(tmp_path)
     store.prepare(load_config())
@@ -95,8 +122,10 @@ def test_summary_checkpoints_and_queries_to_optimum():
     frame = pd.concat(
         [rows("a", 0, list(values), arch=list(range(20))), rows("a", 1, list(values[::-1]), arch=list(range(19, -1, -1)))]
     )
-    final = pd.DataFrame({"method": ["a", "a"], "reported_value": [1.0, 0.5], "already_queried": [True, False]})
-    s = summarize(frame, final, max_sample=20, optimum_indices=[19], optimum_reported=1.0)["methods"]["a"]
+    frame["flops_m"] = frame["arch_index"] * 10.0  # a space's own column
+    final = pd.DataFrame({"method": ["a", "a"], "repeat": [0, 1], "reported_value": [1.0, 0.5], "already_queried": [True, False]})
+    summary = summarize(frame, final, max_sample=20, optimum_indices=[19], optimum_reported=1.0)
+    s = summary["methods"]["a"]
     assert s["repeats"] == 2 and s["seeds"] == [0, 1]
     assert set(s["best_reported_at"]) == {"10", "20"}
     assert s["best_reported_at"]["10"]["mean"] == pytest.approx((values[9] + 1.0) / 2)
@@ -104,7 +133,13 @@ def test_summary_checkpoints_and_queries_to_optimum():
     assert s["queries_to_optimum"] == {"mean": 10.5, "median": 10.5, "share_found": 1.0}
     assert s["final_top1"]["reported"]["mean"] == 0.75 and s["final_top1"]["share_already_queried"] == 0.5
     np.testing.assert_array_equal(queries_to_optimum(frame, [999]), [np.nan, np.nan])
-    assert "a" in summary_table({"methods": {"a": s}})
+    assert summary["per_repeat"] == [
+        {"method": "a", "repeat": r, "seed": r, "best_reported": 1.0, "query": q, "arch": "19", "flops_m": 190.0,
+         "final_top1_reported": f}
+        for r, q, f in ((0, 20, 1.0), (1, 1, 0.5))
+    ]
+    table = summary_table(summary)
+    assert "best per repeat" in table and "flops_m" in table and "190.0" in table
 
 
 def test_figures_and_cached_embedding(tmp_path):

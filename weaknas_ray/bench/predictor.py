@@ -50,16 +50,24 @@ QUICK = Budget(matmul_size=1024, train_rows=200, train_epochs=2, pool_rows=2048,
 FULL = Budget(matmul_size=4096, train_rows=1000, train_epochs=5, pool_rows=NB101_POOL, nb201_queries=300, ei_train_rows=1000, ei_epochs=None)
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="small budgets, about a minute on CPU")
     parser.add_argument("--device", default="cpu", help="torch device for mlp: cpu, cuda, cuda:1 (default cpu)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="mlp compute dtype")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's own)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=None, help="benchmark data root (NAS-Bench-201 table)")
     parser.add_argument("--skip-sklearn", action="store_true", help="skip the sklearn-mlp repeat (slow)")
-    parser.add_argument("--queries", type=int, default=None, help="NB201 repeat budget (default 300, quick 30)")
-    parser.add_argument("--group", type=int, default=None, help="also time G separate fits vs one grouped fit")
+    parser.add_argument("--queries", type=positive_int, default=None, help="NB201 repeat budget (default 300, quick 30)")
+    parser.add_argument("--group", type=positive_int, default=None, help="also time G separate fits vs one grouped fit")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -80,6 +88,10 @@ def _run(args: argparse.Namespace, torch) -> int:
     if args.queries is not None:
         budget = dataclasses.replace(budget, nb201_queries=args.queries)
     mlp = {"device": args.device, "dtype": args.dtype}
+    from weaknas_ray.predictors.mlp import resolve_device
+
+    _model(1, mlp)  # a bad device or dtype stops here, named, not deep inside the first matmul
+    resolve_device(torch, args.device)
     print(f"device {args.device}  dtype {args.dtype}  torch threads {torch.get_num_threads()}  "
           f"{'quick' if args.quick else 'full'} budgets  load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     ceiling = matmul_gflops(torch, budget.matmul_size, args.device, args.dtype)

@@ -7,6 +7,10 @@ import json
 
 from weaknas_ray.exceptions import ConfigError
 
+# NOTE: the published batch-norm recalibration (2,000 training images in batches of 200); an exported
+# subnet must be recalibrated exactly as the run measured it, so --run takes the run's own values.
+CALIB = {"calib_images": 2000, "calib_batch": 200, "data_seed": 0}
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("ofa", help="OFA MobileNetV3: pack ImageNet, export a subnet, check the surrogate")
@@ -31,9 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     export.add_argument(
         "--calib", help="with --weights: a train split folder (or packed shards) to recalibrate batch norm"
     )
-    export.add_argument("--calib-images", type=int, default=2000, help="calibration images (default 2000)")
-    export.add_argument("--calib-batch", type=int, default=200, help="calibration batch (default 200)")
-    export.add_argument("--data-seed", type=int, default=0, help="seed of the calibration draw (default 0)")
+    for flag, text in (("--calib-images", "calibration images"), ("--calib-batch", "calibration batch"),
+                       ("--data-seed", "seed of the calibration draw")):
+        key = flag[2:].replace("-", "_")
+        export.add_argument(flag, type=int, help=f"{text} (default: the --run's benchmark.{key}, else {CALIB[key]})")
     export.set_defaults(func=_export)
 
     check = tools.add_parser("check-surrogate", help="Kendall tau of OFA's accuracy predictor vs DyNAS-T measurements")
@@ -88,10 +93,17 @@ def _export(args: argparse.Namespace) -> int:
     if args.calib and not args.weights:
         raise ConfigError("--calib recalibrates the exported weights: give --weights too")
     config, resolution = parse_arch_str(text)
+    calib = dict(CALIB)
+    if args.run:
+        from weaknas_ray.results.records import RunStore
+
+        ran = RunStore(args.run).load_config()["benchmark"]
+        calib.update({k: ran[k] for k in CALIB if ran.get(k) is not None})
+    calib.update({k: getattr(args, k) for k in CALIB if getattr(args, k) is not None})
     paths = export_subnet(
         config, resolution, args.out, weights=args.weights, calib=open_split(args.calib) if args.calib else None,
-        calib_images=args.calib_images, calib_batch=args.calib_batch, data_seed=args.data_seed, extra=extra,
-    )  # fmt: skip
+        extra=extra, **calib,
+    )
     print(json.dumps({k: str(v) for k, v in paths.items()}, indent=1))
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 # flag dest -> dotted config key it overrides
 OVERRIDES = {
@@ -61,9 +62,18 @@ def main(args: argparse.Namespace) -> int:
     overrides = {key: getattr(args, dest) for dest, key in OVERRIDES.items()}
     overrides.update(parse_set(args.set))
     config = load_config(args.config, overrides)
-    outcome = run_search(config, progress=not args.no_progress)
+    try:
+        outcome = run_search(config, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        from weaknas_ray.results.records import RunStore
+
+        store = RunStore(config["output"])
+        kept = len(store.finished()) if store.repeats_dir.is_dir() else 0
+        print(f"\ninterrupted: {kept} finished repeat(s) kept in {store.root.resolve()}; "
+              "rerun the same command to resume", file=sys.stderr)
+        return 130
     if outcome.failures:
         print(f"{len(outcome.failures)} repeat(s) failed: see {outcome.output / 'failures.json'}; "
-              "rerun the same command to retry them")
+              "rerun the same command to retry them (fix the setting first if the error names one)")
         return 1
     return 0

@@ -115,6 +115,8 @@ class RepeatLog:
         )
         if ev.cost is not None:
             batch["cost"] = np.asarray(ev.cost, dtype=np.float64)
+        for name, values in ev.extra.items():
+            batch[name] = np.asarray(values, dtype=np.float64)
         self.best_search = float(batch["best_search_so_far"].iloc[-1])
         self.best_reported = float(batch["best_reported_so_far"].iloc[-1])
         self.batches.append(batch)

@@ -26,7 +26,7 @@ from typing import Any, Callable
 import numpy as np
 
 from weaknas_ray.config import method_settings
-from weaknas_ray.exceptions import ConfigError
+from weaknas_ray.exceptions import ConfigError, WeakNASError
 from weaknas_ray.results.records import RunStore
 
 # NOTE: how often the driver refreshes the progress bar from the workers (seconds).
@@ -141,6 +141,8 @@ def _outcome(task: RepeatTask, optimizer, oracle, rows, space):
                 "queries": [optimizer.n_told],
             }
         )
+        for name, values in ev.extra.items():
+            final[name] = np.asarray(values, dtype=np.float64)
         final = _label(final, task, space)
     return rows, final
 
@@ -228,6 +230,29 @@ def connect(ray_config: dict[str, Any]) -> bool:
     return True
 
 
+def check_methods(config: dict[str, Any], benchmark) -> None:
+    """Build every method's optimizer and predictor once, so that a bad setting stops the run before its
+    output folder is written or Ray starts (a worker would only fail with it, repeat after repeat).
+
+    Raises:
+        ConfigError: naming the key (``search.max_sample``, ``methods.<m>...``).
+    """
+    from weaknas_ray.engine import make_optimizer
+
+    search, n_pool = config["search"], len(benchmark.space)
+    if search["max_sample"] > n_pool:
+        raise ConfigError(f"search.max_sample: {search['max_sample']} exceeds the pool of {n_pool} architectures")
+    for method in search["methods"]:
+        try:
+            optimizer = make_optimizer(method, benchmark.space, search["max_sample"], search["seed"],
+                                       **method_settings(config, method))
+            if hasattr(optimizer, "new_predictor"):
+                optimizer.new_predictor()
+        except WeakNASError as exc:
+            text = str(exc)
+            raise ConfigError(f"methods.{text}" if text.startswith(f"{method}.") else f"methods.{method}: {text}") from exc
+
+
 def plan_tasks(config: dict[str, Any], done: set[tuple[str, int]]) -> list[RepeatTask]:
     """The repeats still to run, repeat-major (every method's repeat 0, then repeat 1, ...) so a
     partial run compares methods on the same seeds."""
@@ -278,14 +303,16 @@ def run_search(
     store = RunStore(config["output"])
     benchmark = benchmark if benchmark is not None else load_configured_benchmark(config)
     oracle = benchmark.oracle
+    check_methods(config, benchmark)
+    if config["search"]["stop_at_optimum"] and oracle.optimum_indices is None:
+        raise ConfigError("search.stop_at_optimum: the benchmark's oracle does not know its optimum")
     store.prepare(config, _meta(benchmark))
     done = store.finished()
     tasks = plan_tasks(config, done)
-    echo(f"results: {store.root.resolve()} ({len(done)} repeats already done, {len(tasks)} to run)")
+    echo(f"results: {store.root.resolve()} ({_count(len(done), 'repeat')} already done, {len(tasks)} to run)")
     failures: list[dict[str, Any]] = []
+    embedding = None
     if tasks:
-        if config["search"]["stop_at_optimum"] and oracle.optimum_indices is None:
-            raise ConfigError("search.stop_at_optimum: the benchmark's oracle does not know its optimum")
         from weaknas_ray.results.report import start_embedding
 
         embedding = start_embedding(benchmark) if report else None
@@ -295,10 +322,11 @@ def run_search(
         finally:
             if started:
                 ray.shutdown()
-        if embedding is not None:
-            embedding.join()
     store.write_failures(failures)
     store.merge()
+    if embedding is not None and embedding.is_alive():
+        echo("computing the pool's t-SNE layout for search_dynamics.png (once per pool; cached) ...")
+        embedding.join()
     summary = None
     if report and (done or len(failures) < len(tasks)):
         from weaknas_ray.results.aggregate import summary_table
@@ -308,6 +336,10 @@ def run_search(
         echo(summary_table(summary))
         echo(f"results written to {store.root.resolve()}")
     return RunOutcome(store.root, len(tasks) - len(failures), len(done), failures, summary)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _meta(benchmark) -> dict[str, Any]:
@@ -410,11 +442,12 @@ class _Dispatcher:
         import ray
 
         error = _describe(exc)
+        setting = isinstance(exc, ray.exceptions.RayTaskError) and isinstance(exc.cause, ConfigError)
         again = False
         for task in group:
             key = (task.method, task.repeat)
             self.attempts[key] = self.attempts.get(key, 0) + 1
-            again = self.attempts[key] < self.max_attempts
+            again = self.attempts[key] < self.max_attempts and not setting  # a bad setting fails again
             message = (
                 f"repeat {task.repeat} of {task.method} (seed {task.seed}) failed, attempt "
                 f"{self.attempts[key]} of {self.max_attempts}: {error}" + ("; retrying" if again else "; giving up")

@@ -161,6 +161,10 @@ def format_config(config: np.ndarray) -> str:
     return f"ks={stages(row[KS_COLS])}|e={stages(row[E_COLS])}|d={''.join(map(str, depths))}"
 
 
+# NOTE: a valid subnet, shown in parse errors.
+EXAMPLE = "ks=35.357.3577.77.53|e=46.364.3466.66.43|d=23422"
+
+
 def parse_config(text: str) -> np.ndarray:
     """Inverse of :func:`format_config`.
 
@@ -179,7 +183,10 @@ def parse_config(text: str) -> np.ndarray:
             for s, digits in enumerate(per_stage):
                 row[cols.start + 4 * s : cols.start + 4 * s + len(digits)] = [int(c) for c in digits]
     except (ValueError, KeyError) as exc:
-        raise UnknownArchitectureError(f"ofa_mbv3: cannot parse config string {text!r} ({exc})") from exc
+        raise UnknownArchitectureError(
+            f"ofa_mbv3: cannot parse config string {text!r} ({exc}); expected kernel sizes and expand ratios "
+            f"per active block, stages joined by '.', then the 5 depths, e.g. {EXAMPLE!r}"
+        ) from exc
     return check_configs(row)[0]
 
 

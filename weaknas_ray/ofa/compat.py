@@ -20,6 +20,23 @@ STANDIN = "ofa.utils.my_dataloader"
 SUPERNET_KWARGS = {"ks_list": [3, 5, 7], "expand_ratio_list": [3, 4, 6], "depth_list": [2, 3, 4], "width_mult": 1.2}
 
 
+def load_tensors(path: Path, what: str) -> dict:
+    """``torch.load(path, weights_only=True)`` on CPU; a BenchmarkDataError naming ``path`` and ``what`` it
+    should be when the file is unreadable, truncated or holds more than tensors (torch's own message then
+    suggests ``weights_only=False``, which would run code from the file: never do that here)."""
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise BenchmarkDataError(f"{path}: not {what} (not a plain tensor file; corrupt, or not a checkpoint)") from None
+    except (OSError, RuntimeError, EOFError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BenchmarkDataError(f"{path}: not {what} ({reason})") from None
+
+
 def _register_standin() -> None:
     """Put an empty ``ofa.utils.my_dataloader`` in ``sys.modules`` unless the real one already imported."""
     if STANDIN in sys.modules:
@@ -89,9 +106,10 @@ def build_supernet(weights: str | os.PathLike | None, init_seed: int = 0):
         return net.eval()
     path = Path(weights).expanduser()
     net = net_cls(**SUPERNET_KWARGS)
+    what = "a checkpoint of ofa_mbv3_d234_e346_k357_w1.2"
+    state = load_tensors(path, what)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
         net.load_state_dict(state.get("state_dict", state))
-    except (OSError, RuntimeError, KeyError, ValueError, AssertionError, AttributeError) as exc:
-        raise BenchmarkDataError(f"{path}: not a checkpoint of ofa_mbv3_d234_e346_k357_w1.2 ({exc!r})") from exc
+    except (RuntimeError, KeyError, ValueError, AssertionError, AttributeError) as exc:
+        raise BenchmarkDataError(f"{path}: not {what} ({exc!r})") from exc
     return net.eval()

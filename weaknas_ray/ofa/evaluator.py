@@ -154,7 +154,7 @@ class SupernetOracle(Oracle):
     """ImageNet top-1 (percent) of pool subnets, measured by ``n_evaluators`` Ray actors on shards.
 
     ``search`` and ``reported`` are both the validation top-1 (ImageNet's labelled evaluation set), ``cost``
-    the slowest actor's seconds; top-5 and timings of every query are kept in :attr:`measurements`.
+    the slowest actor's seconds, and ``extra["top5"]`` the top-5 (a ``top5`` result column).
     Actors start at the first query, or when the oracle is pickled (so every repeat actor that receives a
     copy shares the same evaluators instead of starting its own).
 
@@ -220,7 +220,6 @@ class SupernetOracle(Oracle):
             "workers": workers,
             "init_seed": init_seed,
         }
-        self.measurements: dict[int, dict[str, float]] = {}
         self.actors: list | None = None
 
     def _start(self) -> list:
@@ -238,9 +237,7 @@ class SupernetOracle(Oracle):
     def evaluate(self, indices: np.ndarray) -> Evaluation:
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         top1, top5, cost = merge_counts(self._start(), self.configs[idx])
-        for i, t1, t5, c in zip(idx.tolist(), top1, top5, cost):
-            self.measurements[i] = {"top1": t1, "top5": t5, "seconds": c}
-        return Evaluation(top1, top1.copy(), cost)
+        return Evaluation(top1, top1.copy(), cost, extra={"top5": top5})
 
     def shutdown(self) -> None:
         """Stop the evaluator actors (they also stop with the Ray session)."""

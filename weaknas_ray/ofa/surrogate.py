@@ -20,6 +20,7 @@ from weaknas_ray.benchmarks.paths import resolve_file
 from weaknas_ray.benchmarks.store import verify_checksum
 from weaknas_ray.exceptions import BenchmarkDataError, UnknownArchitectureError
 from weaknas_ray.ofa import arch
+from weaknas_ray.ofa.compat import load_tensors
 from weaknas_ray.spaces.base import TableOracle
 
 MANIFEST_KEY = "ofa_acc_predictor"
@@ -59,17 +60,16 @@ class AccuracyPredictor:
     """
 
     def __init__(self, path: str | os.PathLike):
-        import torch
-
         self.path = Path(path)
+        what = "OFA's accuracy-predictor state dict"
+        state = load_tensors(self.path, what)
         try:
-            state = torch.load(self.path, map_location="cpu", weights_only=True)
             self.layers = [
                 (state[f"{i}.weight"].numpy().T.astype(np.float32), state[f"{i}.bias"].numpy().astype(np.float32))
                 for i in LAYERS
             ]
-        except (OSError, RuntimeError, KeyError, AttributeError, ValueError) as exc:
-            raise BenchmarkDataError(f"{self.path}: not OFA's accuracy-predictor state dict ({exc!r})") from exc
+        except (KeyError, AttributeError, ValueError) as exc:
+            raise BenchmarkDataError(f"{self.path}: not {what} ({exc!r})") from exc
         if self.layers[0][0].shape[0] != arch.N_ONEHOT or self.layers[-1][0].shape[1] != 1:
             raise BenchmarkDataError(
                 f"{self.path}: expected an MLP {arch.N_ONEHOT} -> ... -> 1, got input {self.layers[0][0].shape[0]}, "

@@ -7,6 +7,7 @@ the published settings, the faithful reference), ``gbt`` (gradient-boosted trees
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Any
 
 from weaknas_ray.exceptions import ConfigError
@@ -25,14 +26,23 @@ def predictor_class(name: str) -> type[Predictor]:
     try:
         target = PREDICTORS[name]
     except KeyError:
-        raise ConfigError(f"predictor.name: unknown predictor {name!r}; choose one of {sorted(PREDICTORS)}") from None
+        raise ConfigError(f"predictor: unknown predictor {name!r}; choose one of {sorted(PREDICTORS)}") from None
     module, cls = target.split(":")
     return getattr(importlib.import_module(module), cls)
 
 
 def make_predictor(name: str, **params: Any) -> Predictor:
-    """A new, unfitted predictor ``name`` built with constructor ``params`` (e.g. ``n_members=5``)."""
-    return predictor_class(name)(**params)
+    """A new, unfitted predictor ``name`` built with constructor ``params`` (e.g. ``n_members=5``).
+
+    Raises:
+        ConfigError: unknown name, or a parameter its constructor does not take (listing those it takes).
+    """
+    cls = predictor_class(name)
+    accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise ConfigError(f"predictor_params: {name} takes no {unknown}; it takes {accepted}")
+    return cls(**params)
 
 
 __all__ = ["PREDICTORS", "Predictor", "make_predictor", "predictor_class"]

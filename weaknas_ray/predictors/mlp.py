@@ -32,6 +32,7 @@ from weaknas_ray.predictors._checks import check_fit_data, check_fitted, check_m
 from weaknas_ray.predictors.base import PREDICT_BLOCK_ROWS, Predictor
 
 DTYPES = ("float32", "bfloat16")
+DEVICE_TYPES = ("cpu", "cuda")
 # NOTE: scikit-learn's AdamOptimizer defaults, which the method uses.
 _BETA1, _BETA2, _EPS = 0.9, 0.999, 1e-8
 # NOTE: rows per prediction chunk. CPU: the aligned block of the base module (exact chunked scoring;
@@ -149,7 +150,7 @@ class MLPEnsemble(Predictor):
         group = np.repeat(np.arange(G), self.n_members)
         # NOTE: training data is small (n <= a few thousand rows); copying it to the device once is free.
         with _torch_threads(torch, self.threads):
-            device = torch.device(self.device)
+            device = resolve_device(torch, self.device)
             weights = [torch.as_tensor(w, device=device) for w, _ in init]
             biases = [torch.as_tensor(b, device=device) for _, b in init]
             epochs, losses = _train(
@@ -173,7 +174,7 @@ class MLPEnsemble(Predictor):
         """Predictions of every member, float32 ``(E, m)``, computed in chunks under inference mode."""
         X = check_predict_data(X, getattr(self, "n_features_in_", None), "mlp")
         torch = _torch()
-        device = torch.device(self.device)
+        device = resolve_device(torch, self.device)
         chunk = _CHUNK_ROWS.get(device.type, _CHUNK_ROWS["cpu"])
         with _torch_threads(torch, self.threads), torch.inference_mode(), _autocast(torch, device, self.dtype):
             Xd = _read_only_tensor(torch, X, device)
@@ -222,6 +223,20 @@ def _check_params(model: MLPEnsemble) -> None:
             raise ConfigError(f"mlp: {name} must be >= 1, got {getattr(model, name)!r}")
     if model.threads is not None and int(model.threads) < 1:
         raise ConfigError(f"mlp: threads must be None or >= 1, got {model.threads!r}")
+    kind, _, index = model.device.partition(":")
+    if kind not in DEVICE_TYPES or (index and not index.isdigit()):
+        raise ConfigError(f"mlp: device must be one of {DEVICE_TYPES} (optionally ':N'), got {model.device!r}")
+
+
+def resolve_device(torch, name: str):
+    """``torch.device(name)``; a ConfigError naming it when this process's torch cannot use it (a CUDA
+    device on a CPU-only build or machine, an index beyond the GPUs present)."""
+    device = torch.device(name)
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (device.index or 0) >= count:
+            raise ConfigError(f"mlp: device {name!r}, but this process sees {count} CUDA GPU(s) (torch {torch.__version__})")
+    return device
 
 
 def _draw_member_randomness(seed: int, n_members: int, sizes: list[int], n: int, max_epochs: int):

@@ -14,6 +14,11 @@ import pandas as pd
 
 # NOTE: the checkpoints of the issue's summary (query counts); those above max_sample are left out.
 CHECKPOINTS = (10, 20, 50, 100, 200, 500, 1000)
+# NOTE: the runner's own result columns; any other column is the space's description (flops_m, params_mb).
+RUN_COLUMNS = {"method", "repeat", "seed", "iteration", "query", "arch_index", "arch", "search_value", "reported_value",
+               "best_search_so_far", "best_reported_so_far", "elapsed_s", "cost"}
+# NOTE: the printed summary lists every repeat's best when no method has more repeats than this.
+MAX_PRINTED_REPEATS = 10
 
 
 def best_curves(rows: pd.DataFrame, max_sample: int) -> np.ndarray:
@@ -61,7 +66,8 @@ def summarize(
 
     Returns:
         ``{"optimum": ..., "methods": {method: {"repeats", "seeds", "queries", "best_reported_at",
-        "final_best_reported", "queries_to_optimum", "final_top1"}}}``.
+        "final_best_reported", "queries_to_optimum", "final_top1"}}, "per_repeat": [...]}`` (see
+        :func:`best_per_repeat`).
     """
     methods: dict[str, Any] = {}
     for method, rows in results.groupby("method", sort=False):
@@ -89,7 +95,27 @@ def summarize(
                 "share_already_queried": float(mine["already_queried"].mean()),
             }
         methods[str(method)] = entry
-    return {"optimum_reported": optimum_reported, "methods": methods}
+    return {"optimum_reported": optimum_reported, "methods": methods, "per_repeat": best_per_repeat(results, final_top1)}
+
+
+def best_per_repeat(results: pd.DataFrame, final_top1: pd.DataFrame | None) -> list[dict[str, Any]]:
+    """Each repeat's best evaluated architecture: ``method``, ``repeat``, ``seed``, ``best_reported``, the
+    ``query`` that first reached it, ``arch``, the space's own columns (e.g. ``flops_m``), and
+    ``final_top1_reported`` where the method has a final answer."""
+    extra = [c for c in results.columns if c not in RUN_COLUMNS]
+    finals = {} if final_top1 is None else {
+        (row.method, row.repeat): float(row.reported_value) for row in final_top1.itertuples()
+    }
+    out = []
+    for (method, repeat), rows in results.groupby(["method", "repeat"], sort=False):
+        best = rows.loc[rows["reported_value"].idxmax()]  # rows are in query order: the first to reach it
+        entry = {"method": str(method), "repeat": int(repeat), "seed": int(best["seed"]),
+                 "best_reported": float(best["reported_value"]), "query": int(best["query"]), "arch": str(best.get("arch", best["arch_index"]))}
+        entry.update({c: float(best[c]) for c in extra})
+        if (method, repeat) in finals:
+            entry["final_top1_reported"] = finals[(method, repeat)]
+        out.append(entry)
+    return out
 
 
 def summary_table(summary: dict[str, Any]) -> str:
@@ -104,6 +130,26 @@ def summary_table(summary: dict[str, Any]) -> str:
         lines.append(
             f"{method:<12} {s['repeats']:>7} {s['queries']['mean']:>8.1f} "
             f"{best['mean']:>21.3f} +/- {best['std']:<5.3f} {share:>14} {median:>15}"
+        )
+    per_repeat = summary.get("per_repeat") or []
+    if per_repeat and max(s["repeats"] for s in summary["methods"].values()) <= MAX_PRINTED_REPEATS:
+        lines += ["", _repeat_table(per_repeat)]
+    return "\n".join(lines)
+
+
+def _repeat_table(per_repeat: list[dict[str, Any]]) -> str:
+    """Every repeat's best (and final top-1 where there is one), with the space's own columns."""
+    fixed = {"method", "repeat", "seed", "best_reported", "query", "arch", "final_top1_reported"}
+    extra = [k for k in per_repeat[0] if k not in fixed]
+    header = f"{'method':<12} {'seed':>6} {'best reported':>14} {'at query':>9}" + "".join(f" {c:>10}" for c in extra)
+    header += f" {'final top-1':>12}"
+    lines = ["best per repeat", header, "-" * len(header)]
+    for r in per_repeat:
+        final = r.get("final_top1_reported")
+        lines.append(
+            f"{r['method']:<12} {r['seed']:>6} {r['best_reported']:>14.3f} {r['query']:>9}"
+            + "".join(f" {r[c]:>10.1f}" for c in extra)
+            + f" {'-' if final is None else format(final, '.3f'):>12}"
         )
     return "\n".join(lines)
 

@@ -11,13 +11,15 @@ Layout (the README's output folder contract)::
     DIR/failures.json          repeats that failed after their retries, with seed and error
 
 Every file is written to a temporary name in the same folder and renamed into place, so a kill leaves
-either the old file or the new one, never half of one.
+either the old file or the new one, never half of one. A per-repeat file that cannot be read anyway
+(disk trouble, a hand edit) is renamed to ``*.corrupt`` on resume, with a warning, and its repeat runs again.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -25,7 +27,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from weaknas_ray.config import RESUMABLE_KEYS, diff, dump_yaml, load_config
-from weaknas_ray.exceptions import ConfigError
+from weaknas_ray.exceptions import ConfigError, RunStateError
 
 # NOTE: sorting keys of merged tables: stable order whatever order repeats finished in.
 ORDER = ["method", "repeat", "query"]
@@ -37,12 +39,17 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; output files get the usual permissions
     try:
         write(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def write_parquet(path: Path, frame: pd.DataFrame) -> None:
@@ -81,24 +88,51 @@ class RunStore:
                     "results. Differing keys (saved -> new):\n  " + "\n  ".join(changed)
                     + "\nUse another --output, or delete the folder to start over."
                 )
-        self.root.mkdir(parents=True, exist_ok=True)
-        write_text(saved, dump_yaml(config))
-        if meta is not None:
-            write_text(self.root / "meta.json", json.dumps(meta, indent=2))
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            write_text(saved, dump_yaml(config))
+            if meta is not None:
+                write_text(self.root / "meta.json", json.dumps(meta, indent=2))
+        except OSError as exc:
+            raise ConfigError(f"output: cannot write the output folder {str(self.root)!r} ({exc})") from exc
 
     def load_config(self) -> dict[str, Any]:
         """The saved resolved config, merged over today's base settings (a folder written before a key
-        existed gets that key's default) and validated."""
-        return load_config(self.root / "config.yaml")
+        existed gets that key's default) and validated.
+
+        Raises:
+            RunStateError: the folder holds no ``config.yaml`` (not a run's output folder).
+        """
+        path = self.root / "config.yaml"
+        if not path.is_file():
+            raise RunStateError(f"{str(self.root)!r} is not a run's output folder (no config.yaml in it)")
+        return load_config(path)
 
     def load_meta(self) -> dict[str, Any]:
         path = self.root / "meta.json"
-        return json.loads(path.read_text()) if path.is_file() else {}
+        if not path.is_file():
+            return {}
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise RunStateError(f"{path}: unreadable ({exc}); rerun the search with this --output to rewrite it") from exc
 
     def finished(self) -> set[tuple[str, int]]:
-        """``(method, repeat)`` of every repeat whose rows are saved."""
+        """``(method, repeat)`` of every repeat whose rows are saved and readable; an unreadable file
+        (with its final top-1) is renamed to ``*.corrupt`` with a warning, so that repeat runs again."""
+        import pyarrow.parquet as pq
+
         done = set()
-        for path in self.repeats_dir.glob(ROWS_GLOB):
+        for path in sorted(self.repeats_dir.glob(ROWS_GLOB)):
+            try:
+                pq.read_metadata(path)
+            except (OSError, ValueError) as exc:
+                for bad in (path, path.with_suffix(".final.parquet")):
+                    if bad.exists():
+                        bad.replace(bad.with_name(bad.name + ".corrupt"))
+                print(f"warning: {path} is unreadable ({exc}); renamed to {path.name}.corrupt, "
+                      "its repeat runs again", file=sys.stderr)
+                continue
             method, _, repeat = path.stem.rpartition("__r")
             done.add((method, int(repeat)))
         return done
@@ -145,6 +179,14 @@ class RunStore:
 def _concat(paths: list[Path]) -> pd.DataFrame | None:
     if not paths:
         return None
-    frame = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
+    frames = []
+    for path in paths:
+        try:
+            frames.append(pd.read_parquet(path))
+        except (OSError, ValueError) as exc:
+            raise RunStateError(
+                f"{path}: unreadable ({exc}); rerun the search with this --output to recompute that repeat"
+            ) from exc
+    frame = pd.concat(frames, ignore_index=True)
     keys = [k for k in ORDER if k in frame.columns]
     return frame.sort_values(keys, kind="stable").reset_index(drop=True)

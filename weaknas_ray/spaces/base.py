@@ -13,7 +13,7 @@ accuracy). An oracle with per-seed labels can be made noisy once per repeat with
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -90,12 +90,14 @@ class Evaluation:
 
     ``search`` is the signal the search maximises (validation accuracy, in percent for the NAS benches);
     ``reported`` the metric results show (test accuracy); ``cost`` a simulated evaluation cost in seconds
-    where the benchmark has one, else ``None``.
+    where the benchmark has one, else ``None``; ``extra`` more measurements by name (e.g. ``top5``), each
+    a result column.
     """
 
     search: np.ndarray
     reported: np.ndarray
     cost: np.ndarray | None = None
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 class Oracle(ABC):
