@@ -138,14 +138,17 @@ def plot_search_dynamics(
                             vmin=np.percentile(accuracy, COLOUR_FLOOR_PERCENTILE), vmax=accuracy.max())
         before = rows.loc[rows["iteration"] < z, "arch_index"].to_numpy()
         now = rows.loc[rows["iteration"] == z, "arch_index"].to_numpy()
-        ax.scatter(*embedding[before].T, s=10, facecolors="white", edgecolors="black", linewidths=0.4)
-        ax.scatter(*embedding[now].T, s=22, c="red", edgecolors="black", linewidths=0.4)
+        ax.scatter(*embedding[before].T, s=10, facecolors="white", edgecolors="black", linewidths=0.4,
+                   label="queried in earlier iterations")
+        ax.scatter(*embedding[now].T, s=22, c="red", edgecolors="black", linewidths=0.4, label="this iteration's batch")
         ax.set_title(f"iteration {z} ({(rows['iteration'] <= z).sum()} queries)", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
     fig.colorbar(points, ax=axes[0].tolist(), shrink=0.8, label="reported value")
+    handles, labels = axes[0][-1].get_legend_handles_labels()
+    fig.legend(handles[::-1], labels[::-1], loc="lower center", ncol=2, fontsize=8, frameon=False)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
