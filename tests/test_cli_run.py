@@ -99,6 +99,8 @@ def test_malformed_config_exits_2_naming_the_key(tmp_path, capsys):
         assert main(["run", "--output", str(tmp_path / "o"), "--set", setting]) == 2
         assert message in capsys.readouterr().err
         assert not (tmp_path / "o").exists()
+    assert main(["run", "--output", str(tmp_path / "o"), "--data-dir", str(tmp_path / "nope")]) == 2
+    assert f"--data-dir {str(tmp_path / 'nope')!r} is not a directory" in capsys.readouterr().err
 
 
 def test_interrupted_run_says_what_is_kept(tmp_path, capsys, monkeypatch):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 # NOTE: benchmark -> (datasets, label of the search split, label of the reported split) for `data check`.
 CHECKS = {
@@ -47,13 +48,14 @@ def list_files(args: argparse.Namespace) -> int:
         except BenchmarkDataError:
             print(f"{spec.key:22} {spec.benchmark:12} {'missing':8} {'-':>7}  {spec.path} (source: {spec.source})")
             continue
+        note = ""
         try:
             verify_checksum(path, spec.sha256)
             status = "found"
-        except BenchmarkDataError:
-            status, corrupt = "corrupt", corrupt + 1
+        except BenchmarkDataError as exc:
+            status, corrupt, note = "corrupt", corrupt + 1, f"\n{'':22} {exc}"
         rows = spec.rows if status == "found" and spec.rows is not None else "-"
-        print(f"{spec.key:22} {spec.benchmark:12} {status:8} {rows:>7}  {path}")
+        print(f"{spec.key:22} {spec.benchmark:12} {status:8} {rows:>7}  {Path(path).resolve()}{note}")
     full_cache = cache_path(FULL_KEY)
     print(f"{'nasbench101 cache':22} {'nasbench101':12} {'found' if full_cache.is_file() else 'missing':8} "
           f"{'-':>7}  {full_cache} (from `weaknas-ray data convert nasbench101`)")  # fmt: skip
