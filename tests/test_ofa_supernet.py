@@ -41,6 +41,19 @@ def _cache(tmp_path, monkeypatch):
     monkeypatch.setenv("WEAKNAS_CACHE", str(tmp_path / "cache"))
 
 
+def test_decoding_follows_torchvisions_resize_and_center_crop(tmp_path):
+    """OFA evaluates with torchvision's Resize(ceil(64 / 0.875) = 74) and CenterCrop(64): an 80 x 57 image
+    becomes int(74 * 80 / 57) = 103 x 74, cropped at round(39 / 2) = 20 (round half to even), round(10 / 2) = 5."""
+    from PIL import Image
+
+    from weaknas_ray.ofa.imagenet import decode_image
+
+    pixels = np.random.default_rng(1).integers(0, 256, size=(57, 80, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "a.png")
+    expected = np.asarray(Image.fromarray(pixels).resize((103, 74), Image.BILINEAR).crop((20, 5, 84, 69)))
+    np.testing.assert_array_equal(decode_image(tmp_path / "a.png", 64), expected)
+
+
 def test_folder_and_packed_shards_agree(tiny_imagenet, tmp_path):
     folder = open_split(tiny_imagenet / "val")
     assert isinstance(folder, FolderSplit) and len(folder) == 6

@@ -30,20 +30,25 @@ CROP_FRACTION = 0.875  # NOTE: OFA's (and the common) ImageNet evaluation crop: 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 PACK_META = "meta.json"
-PACK_VERSION = 1
+# NOTE: 2: decoding matches torchvision's Resize/CenterCrop arithmetic exactly (1 rounded differently).
+PACK_VERSION = 2
 
 
 def decode_image(path: str | os.PathLike, resolution: int) -> np.ndarray:
-    """One image, resized and centre-cropped: uint8, shape ``(resolution, resolution, 3)``."""
+    """One image, resized and centre-cropped: uint8, shape ``(resolution, resolution, 3)``.
+
+    OFA's evaluation transform without torchvision: ``Resize(ceil(r / 0.875))`` (shorter side; the longer
+    one truncated, bilinear) then ``CenterCrop(r)`` (offsets rounded), with torchvision's own arithmetic.
+    """
     from PIL import Image
 
     with Image.open(path) as image:
         image = image.convert("RGB")
         short = math.ceil(resolution / CROP_FRACTION)
         w, h = image.size
-        scale = short / min(w, h)
-        image = image.resize((max(short, round(w * scale)), max(short, round(h * scale))), Image.BILINEAR)
-        left, top = (image.size[0] - resolution) // 2, (image.size[1] - resolution) // 2
+        size = (short, int(short * h / w)) if w <= h else (int(short * w / h), short)
+        image = image.resize(size, Image.BILINEAR)
+        left, top = (int(round((side - resolution) / 2.0)) for side in size)
         return np.asarray(image.crop((left, top, left + resolution, top + resolution)), dtype=np.uint8)
 
 
