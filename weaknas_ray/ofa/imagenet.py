@@ -131,7 +131,8 @@ class PackedSplit:
         try:
             meta = json.loads(path.read_text())
             if meta["version"] != PACK_VERSION:
-                raise ValueError(f"version {meta['version']}, expected {PACK_VERSION}")
+                raise ValueError(f"packed by an older weaknas-ray (version {meta['version']}, expected "
+                                 f"{PACK_VERSION}); pack it again with `weaknas-ray ofa pack`")
             return meta
         except (OSError, ValueError, KeyError) as exc:
             raise BenchmarkDataError(f"packed ImageNet split {str(path)!r}: unreadable ({exc})") from exc
