@@ -110,6 +110,65 @@ def test_choose_chunk_size():
     assert choose_chunk_size(100, 1, 2, 0) == 0 and choose_chunk_size(100, 1, 2, 30) == 30
 
 
+def test_plan_resources_chunks_only_on_cpus_no_actor_holds():
+    from weaknas_ray.config import load_config
+    from weaknas_ray.drivers.ray_runner import RepeatTask, plan_resources
+
+    base = load_config()["ray"]
+
+    def plan(cpus, methods, repeats, gpus=0.0, **ray):
+        tasks = [RepeatTask(m, r, r, 100) for m in methods for r in range(repeats)]
+        cfg = {**base, **ray}
+        return plan_resources(cfg, {"CPU": cpus, "GPU": gpus}, 423_624, tasks, len(tasks))
+
+    assert plan(64, ["weaknas-ei"], 100) == (64, 0)  # every CPU runs a repeat: no chunk could run
+    actors, chunk = plan(64, ["weaknas-ei"], 2)  # 62 idle CPUs score the two repeats' pools
+    assert actors == 2 and chunk == choose_chunk_size(423_624, 5, 62, None) > 0
+    assert plan(2, ["weaknas-ei"], 1) == (1, 0)  # one spare CPU: no parallel gain, score in the actor
+    assert plan(64, ["random", "evolution"], 2) == (4, 0)  # nobody scores the pool
+    assert plan(64, ["weaknas-ei"], 2, gpus=1, num_gpus_per_repeat=0.5) == (2, 0)  # GPU repeats score on it
+    assert plan(2, ["weaknas"], 4, chunk_size=4096) == (1, 4096)  # forced: a CPU stays free for chunk tasks
+    with pytest.raises(ConfigError, match="too few for one repeat actor"):
+        plan(1, ["weaknas"], 1, chunk_size=4096)
+
+
+class DyingOracle(TableOracle):
+    """Kills its repeat's worker process at its first evaluation, at the moment ``at`` (both repeats of
+    the test die together), on the first attempt only (``marker`` files record it across processes)."""
+
+    def __init__(self, search, reported, marker: str, at: float):
+        super().__init__(search, reported)
+        self.marker, self.at, self.seed = marker, at, None
+
+    def for_repeat(self, seed):
+        clone = DyingOracle(self.search, self.reported, self.marker, self.at)
+        clone.seed = seed
+        return clone
+
+    def evaluate(self, indices):
+        import os
+        import time
+
+        mark = Path(f"{self.marker}.{self.seed}")
+        if not mark.exists():
+            mark.touch()
+            time.sleep(max(0.0, self.at - time.time()))
+            os._exit(1)
+        return super().evaluate(indices)
+
+
+def test_two_actors_dying_together_are_replaced_and_retried(ray_session, by_value, tmp_path, capsys):
+    import time
+
+    bench = fake_benchmark(oracle_cls=DyingOracle, marker=str(tmp_path / "died"), at=time.time() + 8)
+    config = config_for(tmp_path, **{"search.methods": ["random"], "search.repeats": 2})
+    outcome = run_search(config, benchmark=bench, progress=False, report=False, echo=lambda *_: None)
+    assert outcome.failures == [] and outcome.ran == 2
+    assert sorted(pd.read_parquet(outcome.output / "results.parquet")["repeat"].unique()) == [0, 1]
+    err = capsys.readouterr().err
+    assert all(f"repeat {r} of random (seed {r}) failed, attempt 1 of 2" in err for r in (0, 1))
+
+
 class FailingOracle(TableOracle):
     """Fails every evaluation of the repeat seeded ``fail_seed``, and of the repeat seeded ``flaky_seed``
     on its first attempt only (the ``marker`` file records that attempt, across processes)."""

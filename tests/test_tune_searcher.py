@@ -14,7 +14,7 @@ from ray.tune.search import Searcher
 from weaknas_ray.drivers.tune_searcher import WeakNASSearcher
 from weaknas_ray.drivers.tune_space import SubsetSpace, space_from_domains
 from weaknas_ray.engine.testing import GridSpace
-from weaknas_ray.exceptions import ConfigError
+from weaknas_ray.exceptions import ConfigError, WeakNASError
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tune_nasbench201.yaml"
 
@@ -75,8 +75,7 @@ def test_max_concurrency_limits_a_batch():
     a, b = searcher.suggest("t0"), searcher.suggest("t1")
     assert searcher.suggest("t2") is None
     searcher.on_trial_complete("t0", {"acc": values[a["arch_index"]]})
-    assert isinstance(searcher.suggest("t2"), dict)
-    assert b is not None
+    assert isinstance(searcher.suggest("t2"), dict) and a["arch_index"] != b["arch_index"]
 
 
 @pytest.mark.parametrize(
@@ -95,6 +94,33 @@ def test_failed_trial_counts_with_worst_value(outcome):
     assert searcher.failed == [configs[0]["arch_index"]]
     rest = _drive(searcher, values, start=4)
     assert len(rest) == 4 and configs[0]["arch_index"] not in [c["arch_index"] for c in rest]
+
+
+@pytest.mark.parametrize("mode", ["max", "min"])
+def test_failures_take_the_worst_value_in_either_mode(mode):
+    """A failed trial ranks below every valid one, whatever the sign of the metric; with no valid value
+    at all in the first batch there is nothing to rank by, and the searcher says so."""
+    searcher, values = _searcher(mode=mode), -_values(GridSpace(CHOICES))  # all-negative metric
+    configs = [searcher.suggest(f"t{i}") for i in range(4)]
+    searcher.on_trial_complete("t0", error=True)
+    for i in (1, 2, 3):
+        searcher.on_trial_complete(f"t{i}", {"acc": values[configs[i]["arch_index"]]})
+    told = dict(zip(searcher.optimizer.history.indices, searcher.optimizer.history.values))
+    assert told[configs[0]["arch_index"]] == min(told.values())
+    failing = _searcher(mode=mode)
+    for i in range(4):
+        failing.suggest(f"t{i}")
+    for i in range(3):
+        failing.on_trial_complete(f"t{i}", error=True)
+    with pytest.raises(WeakNASError, match="all 4 trials of the first batch failed"):
+        failing.on_trial_complete("t3", {"other": 1.0})
+
+
+def test_get_state_is_a_snapshot():
+    searcher = _searcher()
+    state = searcher.get_state()
+    searcher.suggest("t0")
+    assert state["_live"] == {} and searcher.get_state()["_live"] == {"t0": searcher.get_state()["_live"]["t0"]}
 
 
 def test_mode_min_negates_for_the_engine():
@@ -166,6 +192,10 @@ def test_bad_arguments_raise_config_errors():
         _searcher(points_to_evaluate=[{"arch_index": 1}], evaluated_rewards=[1.0, 2.0])
     with pytest.raises(ConfigError, match="names no architecture"):
         _searcher(points_to_evaluate=[{"a": "x"}])
+    with pytest.raises(ConfigError, match=r"evaluated_rewards must be finite numbers, got \[nan\]"):
+        _searcher(points_to_evaluate=[{"arch_index": 1}], evaluated_rewards=[math.nan])
+    with pytest.raises(ConfigError, match="points_to_evaluate need a method that skips known architectures"):
+        _searcher(method="tpe", points_to_evaluate=[{"arch_index": 1}])
     with pytest.raises(ConfigError, match="metric and mode"):
         WeakNASSearcher(GridSpace(CHOICES), max_sample=8, **SMALL).suggest("t0")
 

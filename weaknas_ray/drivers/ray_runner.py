@@ -187,8 +187,10 @@ class RepeatWorker:
 
     def run(self, tasks: list[RepeatTask]):
         """Run a group of repeats (usually one); returns their ``(rows, final_top1)`` in order."""
-        self._done = 0
-        return run_repeats(self.benchmark, tasks, self.scorer, on_batch=self._count)
+        try:
+            return run_repeats(self.benchmark, tasks, self.scorer, on_batch=self._count)
+        finally:  # NOTE: reset here, not at the start: a progress poll may arrive before this call starts
+            self._done = 0
 
     def _count(self, batch) -> None:
         self._done += len(batch)
@@ -352,6 +354,48 @@ def _meta(benchmark) -> dict[str, Any]:
     }
 
 
+def plan_resources(
+    ray_cfg: dict[str, Any], cluster: dict[str, float], n_pool: int, tasks: list[RepeatTask], n_groups: int
+) -> tuple[int, int]:
+    """How many repeat actors to start, and the rows per pool-scoring chunk (0: score in the actor).
+
+    An actor blocked on its chunk tasks keeps its CPUs, so chunks can only use CPUs no actor holds:
+    automatic chunking (``ray.chunk_size: null``) happens only when at least two chunk tasks' worth of CPUs
+    stay free after one actor per group of repeats (few repeats on many CPUs, where it pays), with chunks
+    sized for those free CPUs; never for repeats on GPUs (they score on their own GPU) or when no method
+    scores the pool. A forced ``chunk_size`` keeps ``cpus_per_chunk`` free, fewer actors if need be.
+
+    Raises:
+        ConfigError: too few CPUs or GPUs for one repeat actor.
+    """
+    from weaknas_ray.drivers.ray_scoring import choose_chunk_size
+    from weaknas_ray.engine import method_class
+
+    cpus, per_repeat, per_chunk = float(cluster.get("CPU", 0)), ray_cfg["cpus_per_repeat"], ray_cfg["cpus_per_chunk"]
+    slots = int(cpus // per_repeat)
+    if ray_cfg["num_gpus_per_repeat"]:
+        gpus = float(cluster.get("GPU", 0))
+        slots = min(slots, int(gpus // ray_cfg["num_gpus_per_repeat"]))
+        if slots < 1:
+            raise ConfigError(f"ray.num_gpus_per_repeat: {ray_cfg['num_gpus_per_repeat']:g} GPUs per repeat but the cluster has {gpus:g}")
+    if ray_cfg["max_workers"] is not None:
+        slots = min(slots, ray_cfg["max_workers"])
+    actors = min(slots, n_groups)
+    scoring = [t for t in tasks if method_class(t.method).scores_pool]
+    setting, chunk = ray_cfg["chunk_size"], 0
+    free = cpus - actors * per_repeat
+    if scoring and (setting is not None or (not ray_cfg["num_gpus_per_repeat"] and free >= 2 * per_chunk)):
+        chunk = choose_chunk_size(n_pool, max(_ensemble_size(t) for t in scoring), free / per_chunk, setting)
+    if chunk:
+        actors = min(actors, int((cpus - per_chunk) // per_repeat))
+    if actors < 1:
+        raise ConfigError(
+            f"ray.cpus_per_repeat: the cluster has {cpus:g} CPUs, too few for one repeat actor "
+            f"({per_repeat:g} CPUs)" + (f" plus chunk tasks ({per_chunk:g} CPUs)" if chunk else "")
+        )
+    return actors, chunk
+
+
 def _ensemble_size(task: RepeatTask) -> int:
     """E of a task's method: its ``n_members`` setting, else the constructor's default, else 1."""
     from weaknas_ray.engine import method_class
@@ -366,30 +410,14 @@ class _Dispatcher:
     def __init__(self, config, benchmark, store: RunStore, tasks: list[RepeatTask], progress: bool):
         import ray
 
-        from weaknas_ray.drivers.ray_scoring import choose_chunk_size, put_pool_chunks
+        from weaknas_ray.drivers.ray_scoring import put_pool_chunks
 
         ray_cfg = config["ray"]
         self.store = store
         self.queue = group_tasks(tasks, ray_cfg["repeats_per_actor"])
         self.attempts: dict[tuple[str, int], int] = {}
         self.max_attempts = 1 + ray_cfg["max_retries"]
-        cpus = float(ray.cluster_resources().get("CPU", 0))
-        n_members = max(_ensemble_size(t) for t in tasks)
-        chunk = choose_chunk_size(len(benchmark.space), n_members, cpus, ray_cfg["chunk_size"])
-        reserve = ray_cfg["cpus_per_chunk"] if chunk else 0.0
-        slots = int((cpus - reserve) // ray_cfg["cpus_per_repeat"])
-        if slots < 1:
-            raise ConfigError(
-                f"ray.cpus_per_repeat: the cluster has {cpus:g} CPUs, too few for one repeat actor "
-                f"({ray_cfg['cpus_per_repeat']:g} CPUs)" + (f" plus chunk tasks ({reserve:g} CPUs)" if chunk else "")
-            )
-        if ray_cfg["num_gpus_per_repeat"]:
-            gpus = float(ray.cluster_resources().get("GPU", 0))
-            slots = min(slots, int(gpus // ray_cfg["num_gpus_per_repeat"]))
-            if slots < 1:
-                raise ConfigError(f"ray.num_gpus_per_repeat: {ray_cfg['num_gpus_per_repeat']:g} GPUs per repeat but the cluster has {gpus:g}")
-        if ray_cfg["max_workers"] is not None:
-            slots = min(slots, ray_cfg["max_workers"])
+        slots, chunk = plan_resources(ray_cfg, ray.cluster_resources(), len(benchmark.space), tasks, len(self.queue))
         self.options = {"num_cpus": ray_cfg["cpus_per_repeat"], "num_gpus": ray_cfg["num_gpus_per_repeat"]}
         self.args = (
             ray.put(benchmark),
@@ -416,6 +444,8 @@ class _Dispatcher:
                     worker, group = idle.pop(), self.queue.pop(0)
                     running[worker.run.remote(group)] = (worker, group)
                 ready, _ = ray.wait(list(running), num_returns=1, timeout=POLL_S)
+                if ready:  # every other result that is in too: a second dead actor must not wait a pass
+                    ready, _ = ray.wait(list(running), num_returns=len(running), timeout=0)
                 for ref in ready:
                     worker, group = running.pop(ref)
                     try:
@@ -428,13 +458,27 @@ class _Dispatcher:
                             finished_queries += task.max_sample
                             self.bar.update_repeat()
                     idle.append(worker)
-                live = ray.get([w.queries_done.remote() for w, _ in running.values()]) if running else []
-                self.bar.show(finished_queries + sum(live))
+                self.bar.show(finished_queries + self._live_queries(running))
         finally:
             self.bar.close()
             for worker in self.workers:
                 ray.kill(worker)
         return failures
+
+    @staticmethod
+    def _live_queries(running: dict) -> int:
+        """Queries told so far by the repeats in flight; a dead actor (reported by its ``run``) counts 0."""
+        import ray
+
+        polls = [worker.queries_done.remote() for worker, _ in running.values()]
+        ready, _ = ray.wait(polls, num_returns=len(polls), timeout=POLL_S) if polls else ([], [])
+        done = 0
+        for ref in ready:
+            try:
+                done += ray.get(ref)
+            except ray.exceptions.RayActorError:
+                pass
+        return done
 
     def _failed(self, group: list[RepeatTask], exc: Exception, worker, failures: list):
         """Report a failed attempt of every repeat of ``group`` (they ran together); requeue the group

@@ -24,13 +24,13 @@ AUTO_MIN_MEMBER_ROWS = 200_000
 MIN_CHUNK_ROWS = 10_000
 
 
-def choose_chunk_size(n_rows: int, n_members: int, total_cpus: float, setting: int | None) -> int:
+def choose_chunk_size(n_rows: int, n_members: int, chunk_slots: float, setting: int | None) -> int:
     """Rows per scoring chunk; 0 means score in-process without tasks.
 
     Args:
         n_rows: pool size.
         n_members: ensemble size of the widest method.
-        total_cpus: CPUs of the Ray cluster.
+        chunk_slots: how many chunk tasks can run at once (free CPUs / ``cpus_per_chunk``).
         setting: ``ray.chunk_size``: ``None`` chooses (two chunks per CPU, at least
             :data:`MIN_CHUNK_ROWS` rows, none below :data:`AUTO_MIN_MEMBER_ROWS` member-rows, rounded up to
             a multiple of ``PREDICT_BLOCK_ROWS`` so chunked predictions equal the whole-pool pass bit for
@@ -40,7 +40,7 @@ def choose_chunk_size(n_rows: int, n_members: int, total_cpus: float, setting: i
         return int(setting)
     if n_rows * n_members < AUTO_MIN_MEMBER_ROWS:
         return 0
-    rows = max(MIN_CHUNK_ROWS, math.ceil(n_rows / max(1, 2 * int(total_cpus))))
+    rows = max(MIN_CHUNK_ROWS, math.ceil(n_rows / max(1, 2 * int(chunk_slots))))
     return math.ceil(rows / PREDICT_BLOCK_ROWS) * PREDICT_BLOCK_ROWS  # aligned: bit-identical predictions
 
 

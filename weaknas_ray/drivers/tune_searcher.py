@@ -19,6 +19,7 @@ maximises.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import pickle
@@ -89,6 +90,14 @@ class WeakNASSearcher(Searcher):
             raise ConfigError(
                 f"WeakNASSearcher: evaluated_rewards has {len(evaluated_rewards)} values but points_to_evaluate "
                 f"has {len(points_to_evaluate or [])} points; give one reward per point"
+            )
+        bad = [r for r in evaluated_rewards or [] if _as_float(r) is None or not math.isfinite(_as_float(r))]
+        if bad:
+            raise ConfigError(f"WeakNASSearcher: evaluated_rewards must be finite numbers, got {bad}")
+        if points_to_evaluate and method not in WARM_START_METHODS:
+            raise ConfigError(
+                f"WeakNASSearcher: points_to_evaluate need a method that skips known architectures "
+                f"({', '.join(WARM_START_METHODS)}), not {method!r}"
             )
         super().__init__(metric=metric, mode=mode)
         self.max_sample = int(max_sample)
@@ -173,11 +182,13 @@ class WeakNASSearcher(Searcher):
             self.set_state(pickle.load(f))
 
     def get_state(self) -> dict[str, Any]:
-        return {key: getattr(self, key) for key in _STATE_KEYS}
+        """A copy of the searcher's state: later ``suggest`` calls do not change it."""
+        return copy.deepcopy({key: getattr(self, key) for key in _STATE_KEYS})
 
     def set_state(self, state: dict[str, Any]) -> None:
-        for key in _STATE_KEYS:
-            setattr(self, key, state[key])
+        for key, value in copy.deepcopy(state).items():
+            if key in _STATE_KEYS:
+                setattr(self, key, value)
 
     # ----- public helpers ---------------------------------------------------------------------
 
@@ -246,7 +257,12 @@ class WeakNASSearcher(Searcher):
         """Tell the engine the completed batch in hand-out order (so a run does not depend on the order
         trials finish in), failures with the worst value known."""
         known = [v for v in self._batch.values() if v is not None] + self._opt.history.values
-        worst = min(known) if known else 0.0
+        if not known:  # no scale to place a failure on: any stand-in value could rank failures first
+            raise WeakNASError(
+                f"WeakNASSearcher: all {len(self._batch)} trials of the first batch failed or reported no valid "
+                f"{self._metric!r}; nothing to rank architectures by. Check the trainable and the metric name."
+            )
+        worst = min(known)
         values = [self._batch[i] for i in self._order]
         self.failed += [self._base_index(i) for i, v in zip(self._order, values) if v is None]
         self._opt.tell(np.asarray(self._order, dtype=np.int64), np.array([worst if v is None else v for v in values]))
@@ -276,6 +292,8 @@ class WeakNASSearcher(Searcher):
         )
 
 
+# NOTE: methods that never propose an architecture already told or pending (warm starts join their batch).
+WARM_START_METHODS = ("weaknas", "weaknas-ei", "random")
 # NOTE: everything that changes between suggest calls; the space is reachable through the optimizer.
 _STATE_KEYS = (
     "_metric", "_mode", "_space", "_opt", "_max_concurrent", "_live", "_queue", "_order", "_batch",
