@@ -183,7 +183,7 @@ def test_cli_data_list_flags_corrupt_file(roots, capsys):
     assert "nasbench201            nasbench201  corrupt" in capsys.readouterr().out
 
 
-def test_touched_source_reuses_cache_after_hashing(roots):
+def test_touched_source_reuses_cache_after_hashing(roots, monkeypatch):
     path = tiny_csv(roots / "t.csv")
     first = convert(path)
     os.utime(path, ns=(1, 1))  # same content, new mtime: hashed again, not reconverted
@@ -193,3 +193,5 @@ def test_touched_source_reuses_cache_after_hashing(roots):
 
     again = store.cached_table(store.cache_key("t", path), path, refuse, schema_version=1)
     np.testing.assert_array_equal(first["ops"], again["ops"])
+    monkeypatch.setattr(store, "sha256_file", refuse)  # re-stamped: the next load does not hash again
+    store.cached_table(store.cache_key("t", path), path, refuse, schema_version=1)

@@ -244,6 +244,13 @@ def test_damaged_tfrecord(tfrecord, damage, message):
     assert str(tfrecord) in str(info.value)
 
 
+@pytest.mark.parametrize("wire, bits", [(1, 64), (5, 32)])
+def test_truncated_fixed_width_field(wire, bits):
+    key = bytes([3 << 3 | wire])  # field 3 (total_time), one byte short
+    with pytest.raises(ValueError, match=f"truncated {bits}-bit field 3"):
+        parse_model_metrics(key + b"\x00" * (bits // 8 - 1))
+
+
 def test_wrong_record_format(tmp_path):
     path = tmp_path / "x.tfrecord"
     path.write_bytes(frame(b'{"not": "a list"}'))

@@ -126,10 +126,11 @@ def cached_table(
     if usable and (meta.get("size"), meta.get("mtime_ns")) == (stat.st_size, stat.st_mtime_ns):
         return cached[0]
     digest = verify_checksum(source, expected_sha256, how_to_get)
-    if usable and meta.get("sha256") == digest:  # same content, new mtime (copied or touched)
-        return cached[0]
-    columns = build(source)
-    check_rows(source, columns, rows)
+    if usable and meta.get("sha256") == digest:  # same content, new mtime (copied or touched): re-stamp
+        columns = cached[0]
+    else:
+        columns = build(source)
+        check_rows(source, columns, rows)
     meta = {
         "key": key, "schema_version": schema_version, "rows": rows, "source": str(source),
         "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest,

@@ -97,6 +97,9 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
         shift += 7
 
 
+_FIXED = {1: ("<d", 8), 5: ("<f", 4)}  # protobuf wire type -> struct format, size
+
+
 def proto_fields(buf: bytes) -> Iterator[tuple[int, int | float | bytes]]:
     """``(field number, value)`` pairs of a protobuf message: varints as int, 64-bit as double, 32-bit as
     float, length-delimited as bytes.
@@ -110,10 +113,11 @@ def proto_fields(buf: bytes) -> Iterator[tuple[int, int | float | bytes]]:
         field, wire = key >> 3, key & 7
         if wire == 0:
             value, pos = _varint(buf, pos)
-        elif wire == 1:
-            value, pos = struct.unpack_from("<d", buf, pos)[0], pos + 8
-        elif wire == 5:
-            value, pos = struct.unpack_from("<f", buf, pos)[0], pos + 4
+        elif wire in _FIXED:
+            fmt, size = _FIXED[wire]
+            if pos + size > len(buf):
+                raise ValueError(f"truncated {size * 8}-bit field {field}")
+            value, pos = struct.unpack_from(fmt, buf, pos)[0], pos + size
         elif wire == 2:
             length, pos = _varint(buf, pos)
             value, pos = buf[pos : pos + length], pos + length
