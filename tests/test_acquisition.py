@@ -146,3 +146,35 @@ def test_uniform_draw_never_repeats_and_falls_back_exactly(values, data):
         assert set(batch.tolist()) <= set(free_top)
     else:  # walk the full ranking, first k not evaluated
         assert batch.tolist() == [i for i in ranking if not excluded[i]][:k]
+
+
+def test_merge_breaks_ties_by_pool_index_whatever_the_chunk_order():
+    """Tied predictions across chunks: the merged top keeps the smallest pool indices, best first, even
+    when the chunks arrive last-first (Ray returns them in completion order)."""
+    model, X = _pool([2, 2, 1, 2, 2, 0, 2, 2], 1)  # one member: the ties stay exact
+    request = ScoreRequest("mean", n_top=3, k=3, excluded=[1])
+    whole = score_pool(model, X, request)
+    assert whole.top_indices.tolist() == [0, 1, 3] and whole.candidates.tolist() == [0, 3, 4]
+    parts = [score_chunk(model, X[s : s + 2], s, request) for s in (0, 2, 4, 6)]
+    for order in (parts[::-1], [parts[2], parts[0], parts[3], parts[1]]):
+        merged = merge_chunks(order, request)
+        for field in ("top_indices", "top_means", "candidates", "candidate_scores"):
+            np.testing.assert_array_equal(getattr(merged, field), getattr(whole, field))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_uniform_draw_when_exactly_k_are_free_in_the_top(seed):
+    """Exactly k free architectures in the top-N: still the uniform draw among them (from the
+    iteration's generator), not the full-ranking fallback."""
+    values = [9, 8, 7, 6, 5, 4, 3, 2, 1, 0]
+    model, X = _pool(values, 1)
+    excluded = np.zeros(10, dtype=bool)
+    excluded[[0, 2]] = True
+    n_top, k = 6, 4  # top-6 = 0..5, free there: 1, 3, 4, 5
+    result = score_pool(model, X, ScoreRequest("mean", n_top=n_top, k=k, excluded=[0, 2]))
+    rng = np.random.default_rng(seed)
+    batch = uniform_from_top(result, excluded, n_top, k, rng)
+    ref = np.random.default_rng(seed)
+    want = ref.choice(np.array([1, 3, 4, 5]), size=k, replace=False)
+    assert batch.tolist() == want.tolist()
+    assert rng.bit_generator.state == ref.bit_generator.state  # the draw happened

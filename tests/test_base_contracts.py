@@ -91,3 +91,29 @@ def test_random_search_skips_architectures_known_from_elsewhere(space):
     opt.tell(order[:3], np.ones(3))
     batch = opt.ask()
     assert batch.size == 7 and not set(batch) & set(order[:3].tolist())
+
+
+def test_asks_before_any_tell_never_exceed_the_budget(space):
+    opt = make_optimizer("random", space, max_sample=12, seed=1, batch_size=5)
+    batches = [opt.ask() for _ in range(3)]  # nothing told yet: pending queries count against the budget
+    assert [b.size for b in batches] == [5, 5, 2]
+    assert opt.ask().size == 0 and int(opt.pending.sum()) == 12
+    every = np.concatenate(batches)
+    assert np.unique(every).size == 12
+    for batch in batches:
+        opt.tell(batch, np.zeros(batch.size))
+    assert opt.finished and len(opt.history) == 12 and opt.ask().size == 0
+
+
+def test_iteration_advances_only_when_nothing_is_pending(space):
+    opt = make_optimizer("random", space, max_sample=20, seed=1, batch_size=4)
+    first, second = opt.ask(), opt.ask()
+    opt.tell(first[:2], np.zeros(2))  # part of a batch: the iteration goes on
+    assert opt.iteration == 0
+    opt.tell(first[2:], np.zeros(2))
+    assert opt.iteration == 0  # the second batch is still out
+    opt.tell(second, np.zeros(4))
+    assert opt.iteration == 1 and opt.history.iterations == [0] * 8
+    third = opt.ask()
+    opt.tell(third, np.zeros(third.size))
+    assert opt.iteration == 2 and opt.history.iterations == [0] * 8 + [1] * 4

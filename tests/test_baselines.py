@@ -84,3 +84,69 @@ def test_tpe_needs_named_choices_and_evolution_valid_sizes():
         make_optimizer("tpe", ArraySpace(np.eye(5), name="plain"), 3, 0)
     with pytest.raises(ConfigError, match="sample <= population"):
         make_optimizer("evolution", grid()[0], 3, 0, population=5, sample=6)
+
+
+def test_tpe_falls_back_to_a_distinct_free_draw_after_max_revisits(monkeypatch):
+    """A sampler that proposes one architecture forever: every MAX_REVISITS re-proposals (in the batch,
+    pending, or already known) the fallback enqueues a uniform draw from the free architectures not in
+    the batch, from ``default_rng(seed)``; batches stay distinct and every architecture is queried once."""
+    import optuna
+
+    from weaknas_ray.engine import tpe
+
+    class StuckSampler(optuna.samplers.BaseSampler):
+        """The same parameters for every trial (an enqueued trial still gets its own)."""
+
+        def __init__(self, params):
+            self.params = params
+
+        def infer_relative_search_space(self, study, trial):
+            return {}
+
+        def sample_relative(self, study, trial, search_space):
+            return {}
+
+        def sample_independent(self, study, trial, param_name, param_distribution):
+            return self.params[param_name]
+
+    monkeypatch.setattr(tpe, "MAX_REVISITS", 3)
+    space, oracle = grid(2, 3)  # 9 architectures
+    stuck = 0  # TPE keeps proposing this one
+    opt = make_optimizer("tpe", space, len(space), 5, batch_size=4)
+    opt._study.sampler = StuckSampler(space.params(stuck))
+    asks = []
+    real_ask = opt._study.ask
+
+    def ask(*args, **kwargs):
+        asks.append(1)
+        if len(asks) > 200:
+            raise AssertionError("TPE keeps re-proposing: the fallback never fired")
+        return real_ask(*args, **kwargs)
+
+    monkeypatch.setattr(opt._study, "ask", ask)
+
+    rng = np.random.default_rng(5)
+    evaluated, pending = np.zeros(9, bool), np.zeros(9, bool)
+
+    def expected_batch(size):
+        """The batch the rule gives: the stuck architecture when new, then fallback draws."""
+        batch = [] if evaluated[stuck] or pending[stuck] else [stuck]
+        while len(batch) < size:
+            free = np.flatnonzero(~evaluated & ~pending)
+            batch.append(int(rng.choice(free[~np.isin(free, batch)])))
+        return batch
+
+    first = expected_batch(4)
+    assert opt.ask().tolist() == first and len(asks) == 1 + 3 * 4  # 3 in-batch revisits before each draw
+    pending[first] = True
+    second = expected_batch(4)  # asked before any tell: the stuck one is pending
+    assert opt.ask().tolist() == second and len(asks) == 13 + 4 * 4
+    pending[second] = True
+    for batch in (first, second):
+        opt.tell(np.array(batch), oracle.evaluate(np.array(batch)).search)
+    evaluated[first + second], pending[:] = True, False
+    last = expected_batch(1)  # room 1; the stuck one is known now
+    assert opt.ask().tolist() == last and len(asks) == 29 + 4
+    opt.tell(np.array(last), oracle.evaluate(np.array(last)).search)
+    assert opt.finished and sorted(opt.history.indices) == list(range(9))
+    assert all(t.value == oracle.search[space.index_of(t.params)] for t in opt._study.trials)

@@ -93,7 +93,12 @@ def test_malformed_config_exits_2_naming_the_key(tmp_path, capsys):
     assert "--set: expected KEY=VALUE" in capsys.readouterr().err
     for setting, message in [
         ("methods.weaknas.keep_old=some", "methods.weaknas.keep_old: unknown 'some'"),
-        ("methods.weaknas.predictor_params.widht=3", "predictor_params: mlp takes no ['widht']"),
+        ("methods.weaknas.predictor_params.widht=3", "methods.weaknas.predictor_params.widht: not a setting of"),
+        ("methods.weaknas.predictor_params.hidden=big", "methods.weaknas.predictor_params.hidden: expected a list"),
+        ("methods.weaknas.predictor=mlpp", "methods.weaknas.predictor: unknown predictor 'mlpp'"),
+        ("methods.random.batch_size=-3", "methods.random.batch_size: expected an integer >= 1, got -3"),
+        ("benchmark.datset=cifar100", "benchmark.datset: not a setting of benchmark 'nasbench201'"),
+        ("benchmark.noisy=often", "benchmark.noisy: expected bool, got str 'often'"),
         ("search.max_sample=99999", "search.max_sample: 99999 exceeds the pool of 15625"),
     ]:  # checked before the output folder is written or Ray starts
         assert main(["run", "--output", str(tmp_path / "o"), "--set", setting]) == 2

@@ -9,6 +9,7 @@ import pytest
 from weaknas_ray.config import (
     BASE,
     QUICK_DEFAULT,
+    SHARED_SETTINGS,
     diff,
     dump_yaml,
     load_config,
@@ -126,6 +127,11 @@ def test_method_settings_pass_shared_keys_the_constructor_accepts():
     weaknas = method_settings(config, "weaknas")
     assert weaknas["init_sample"] == 10 and weaknas["n_members"] == 2 and weaknas["predictor"] == "mlp"
     assert "init_sample" not in method_settings(config, "random")
+    config["search"]["top_start"] = config["search"]["top_end"] = 50  # weaknas-ei passes them on to weaknas
+    assert method_settings(config, "weaknas-ei") == {k: config["search"][k] for k in SHARED_SETTINGS}
+    config["methods"]["weaknas-ei"] = {"predictor_paramz": {}}
+    with pytest.raises(ConfigError, match=r"methods.weaknas-ei.predictor_paramz: not a setting .*'predictor_params'"):
+        method_settings(config, "weaknas-ei")
     config["methods"]["random"] = {"bogus": 1}
     with pytest.raises(ConfigError, match=r"methods.random.bogus: not a setting of method 'random'"):
         method_settings(config, "random")

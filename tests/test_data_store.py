@@ -175,6 +175,25 @@ def test_cli_data_list_and_check(shared_data, capsys):
     assert "nasbench101/cifar10: 292 cells" in out and "no test accuracy" in out
 
 
+def test_missing_source_and_warnings_are_one_line_messages(tmp_path, capsys):
+    import warnings
+
+    from weaknas_ray.cli import main
+
+    missing = tmp_path / "nasbench_only108.tfrecord"
+    with pytest.raises(BenchmarkDataError, match=f"{missing}: no such file; get it from https://"):
+        store.cached_table("x", missing, convert, schema_version=1, how_to_get="https://example")
+    assert main(["data", "convert", "nasbench101", "--tfrecord", str(missing)]) == 2
+    assert f"weaknas-ray data: error: {missing}: no such file" in capsys.readouterr().err
+    with pytest.MonkeyPatch.context() as patch:  # a warning during a command: one plain line on stderr
+        from weaknas_ray.commands import data as data_command
+
+        patch.setattr(data_command, "list_files", lambda args: warnings.warn("fallback in use", stacklevel=1) or 0)
+        assert main(["data", "list"]) == 0
+    err = capsys.readouterr().err
+    assert err == "weaknas-ray data: warning: fallback in use\n"
+
+
 def test_cli_data_list_flags_corrupt_file(roots, capsys):
     from weaknas_ray.cli import main
 
@@ -195,3 +214,53 @@ def test_touched_source_reuses_cache_after_hashing(roots, monkeypatch):
     np.testing.assert_array_equal(first["ops"], again["ops"])
     monkeypatch.setattr(store, "sha256_file", refuse)  # re-stamped: the next load does not hash again
     store.cached_table(store.cache_key("t", path), path, refuse, schema_version=1)
+
+
+def counting(build):
+    """``build`` wrapped to count its calls (``.calls``)."""
+
+    def wrapped(path):
+        wrapped.calls += 1
+        return build(path)
+
+    wrapped.calls = 0
+    return wrapped
+
+
+def test_cache_of_another_schema_version_is_rebuilt(roots):
+    path = tiny_csv(roots / "t.csv")
+    build = counting(nb201.convert_csv)
+    key = store.cache_key("t", path)
+    store.cached_table(key, path, build, schema_version=1)
+    store.cached_table(key, path, build, schema_version=1)
+    assert build.calls == 1  # same version, same file: the cache is used
+    store.cached_table(key, path, build, schema_version=2)
+    assert build.calls == 2  # file untouched, but the converter's version changed
+    store.cached_table(key, path, build, schema_version=2)
+    assert build.calls == 2
+
+
+def test_same_size_new_content_and_mtime_is_rebuilt(roots):
+    path = tiny_csv(roots / "t.csv")
+    build = counting(nb201.convert_csv)
+    key = store.cache_key("t", path)
+    before = store.cached_table(key, path, build, schema_version=1)
+    assert before["cifar10_test_acc"].tolist() == [50.0, 50.0]
+    size = path.stat().st_size
+    path.write_text(path.read_text().replace("50.0", "51.0"))  # same length, other values
+    os.utime(path, ns=(path.stat().st_mtime_ns + 10**9, path.stat().st_mtime_ns + 10**9))  # mtime surely differs
+    assert path.stat().st_size == size
+    after = store.cached_table(key, path, build, schema_version=1)
+    assert build.calls == 2
+    assert after["cifar10_test_acc"].tolist() == [51.0, 51.0]
+
+
+def test_cache_built_without_a_checksum_still_checks_one_given_later(roots):
+    path = tiny_csv(roots / "t.csv")
+    key = store.cache_key("t", path)
+    store.cached_table(key, path, nb201.convert_csv, schema_version=1, expected_sha256=None)
+    with pytest.raises(BenchmarkDataError, match="checksum mismatch") as info:
+        store.cached_table(key, path, nb201.convert_csv, schema_version=1, expected_sha256="0" * 64)
+    assert str(path) in str(info.value)
+    good = store.sha256_file(path)  # the right checksum is accepted from the same cache
+    store.cached_table(key, path, nb201.convert_csv, schema_version=1, expected_sha256=good)

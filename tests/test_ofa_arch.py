@@ -46,16 +46,23 @@ def test_flops_match_dynast_macs():
     assert arch.FlopsTable(224, 1.0)(arch.from_ofa_dict(spec))[0] * 1e6 == pytest.approx(255502624, abs=1)
 
 
-def test_onehot_matches_ofa_spec2feats(ofa):
+@pytest.fixture(scope="module")
+def ofa_tutorial(ofa):
     path = Path(importlib.util.find_spec("ofa").origin).parent / "tutorial" / "accuracy_predictor.py"
     spec = importlib.util.spec_from_file_location("ofa_tutorial_accuracy_predictor", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)  # by path: ofa.tutorial's __init__ imports torchvision helpers
+    return module
+
+
+# NOTE: every bucket edge and middle that matters: the first and last resolution of a 16-px bucket.
+@pytest.mark.parametrize("resolution", [112, 120, 127, 128, 143, 160, 175, 192, 200, 224, 236, 239])
+def test_onehot_matches_ofa_spec2feats(ofa_tutorial, resolution):
     configs = np.concatenate([_extremes(), arch.sample_configs(np.random.default_rng(2), 5)])
-    ours = arch.encode_onehot(configs, 236)
+    ours = arch.encode_onehot(configs, resolution)
     for row, feats in zip(configs, ours):
-        spec_ = arch.to_ofa_dict(row, 236)
-        expected = module.AccuracyPredictor.spec2feats(spec_["ks"], spec_["e"], spec_["d"], 236).numpy()
+        spec_ = arch.to_ofa_dict(row, resolution)
+        expected = ofa_tutorial.AccuracyPredictor.spec2feats(spec_["ks"], spec_["e"], spec_["d"], resolution).numpy()
         np.testing.assert_array_equal(feats, expected)
 
 

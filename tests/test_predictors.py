@@ -143,6 +143,56 @@ def test_mlp_stops_on_the_same_epoch_as_sklearn(patience):
     assert ours.n_epochs_[0] == ref.n_iter_ == patience + 2
 
 
+def _sklearn_stop_epoch(losses, tol, patience, max_epochs):
+    """Epochs sklearn's MLP runs on these per-epoch training losses (``_update_no_improvement_count``
+    without validation): the counter grows while ``loss > best - tol`` and resets otherwise, ``best`` is
+    the lowest loss so far, and training stops once the counter exceeds ``patience``."""
+    best, count = float("inf"), 0
+    for epoch, loss in enumerate(losses[:max_epochs]):
+        count = count + 1 if loss > best - tol else 0
+        best = min(best, loss)
+        if count > patience:
+            return epoch + 1
+    return max_epochs
+
+
+_SCRIPTED_LOSSES = {
+    # the counter resets on an improvement: 3 flat, a gain of exactly tol, then flat again
+    "reset": [1.0, 1.0, 1.0, 0.75, 0.75, 0.75, 0.75, 0.75, 0.75],
+    # a rise then a fall that stays above the best: no progress against the best, only against the last epoch
+    "best-not-last": [1.0, 2.0, 1.5, 1.5, 1.25, 1.0, 0.5, 0.5],
+    # small gains under tol count as no progress; a big one resets
+    "under-tol": [4.0, 3.875, 3.75, 3.0, 2.875, 2.75, 2.75, 2.625, 2.5, 2.5],
+}
+
+
+@pytest.mark.parametrize("name", sorted(_SCRIPTED_LOSSES))
+def test_mlp_early_stopping_follows_sklearns_rule_on_scripted_losses(name, monkeypatch):
+    """Per-epoch losses scripted through ``_loss_and_grads`` (one batch per epoch, zero gradients): the
+    epoch each member stops at is sklearn's rule applied to those losses (best so far, patience reset)."""
+    import torch
+
+    from weaknas_ray.predictors import mlp
+
+    losses = _SCRIPTED_LOSSES[name]
+    calls = []
+
+    def scripted(params, xb, yb, alpha):
+        calls.append(xb.shape[0])
+        value = losses[min(len(calls) - 1, len(losses) - 1)]
+        return torch.full((xb.shape[0],), value, dtype=torch.float32), [torch.zeros_like(p) for p in params]
+
+    monkeypatch.setattr(mlp, "_loss_and_grads", scripted)
+    X, y = _toy(n=8)
+    patience, tol, max_epochs = 2, 0.25, 50
+    want = _sklearn_stop_epoch(losses, tol, patience, max_epochs)
+    assert want < len(losses), "the script should end with a stop"
+    model = mlp.MLPEnsemble(hidden=(4,), batch_size=8, tol=tol, n_iter_no_change=patience, max_epochs=max_epochs, threads=1)
+    model.fit(X, y, seed=0)
+    assert len(calls) == want and model.n_epochs_.tolist() == [want]
+    assert model.loss_.tolist() == [losses[want - 1]]
+
+
 def test_mlp_loss_and_gradients_match_the_method_formula():
     """Hand-written backprop + the L2 weight decay (alpha/b * W) == autograd of
     0.5*mean((f-y)^2) + alpha/(2b) * sum ||W||^2, in float64."""
@@ -217,8 +267,18 @@ def test_mlp_rejects_bad_settings():
         MLPEnsemble(batch_size=0)
     with pytest.raises(ConfigError, match="device must be one of"):
         MLPEnsemble(device="tpu")
-    with pytest.raises(ConfigError, match=r"predictor_params: mlp takes no \['widht'\]"):
-        make_predictor("mlp", widht=3)
+    for params, message in [
+        ({"widht": 3}, r"predictor_params.widht: not a setting of predictor 'mlp'; its settings: \['alpha', "),
+        ({"hidden": "big"}, r"predictor_params.hidden: expected a list of int, got str 'big'"),
+        ({"lr": "fast"}, r"predictor_params.lr: expected float, got str 'fast'"),
+        ({"tol": -1.0}, r"predictor_params.tol: expected a number >= 0, got -1.0"),
+        ({"threads": 0}, r"predictor_params.threads: expected an integer >= 1, got 0"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            make_predictor("mlp", **params)
+    with pytest.raises(ConfigError, match=r"predictor_params.max_features: expected float, got bool True"):
+        make_predictor("gbt", max_features=True)
+    assert make_predictor("mlp", hidden=[8], threads=None, lr=1).lr == 1.0  # an int is a number
     import torch
 
     if not torch.cuda.is_available():  # a CUDA device where there is none: named at fit, not deep in torch

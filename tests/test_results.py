@@ -65,6 +65,25 @@ def test_store_records_finished_repeats_and_merges_sorted(tmp_path):
     assert store.load_meta() == {"benchmark": "fake"}
 
 
+def test_merged_tables_sort_by_method_repeat_query_not_file_name(tmp_path):
+    """File names sort ``weaknas-ei__r...`` before ``weaknas__r...`` ('-' < '_'), methods the other way
+    round; rows saved out of query order come back in order."""
+    store = RunStore(tmp_path / "run")
+    store.prepare(load_config(), {"benchmark": "fake"})
+    for method in ("weaknas-ei", "weaknas"):
+        for repeat in (1, 0):
+            frame = rows(method, repeat, [1.0, 2.0, 3.0, 4.0]).iloc[[2, 0, 3, 1]]
+            final = pd.DataFrame({"method": [method], "repeat": [repeat], "reported_value": [1.0], "already_queried": [True]})
+            store.write_repeat(method, repeat, frame, final)
+    want = [[m, r, q] for m in ("weaknas", "weaknas-ei") for r in (0, 1) for q in (1, 2, 3, 4)]
+    assert store.results()[["method", "repeat", "query"]].values.tolist() == want
+    assert store.final_top1()[["method", "repeat"]].values.tolist() == [["weaknas", 0], ["weaknas", 1], ["weaknas-ei", 0], ["weaknas-ei", 1]]
+    store.merge()
+    merged = pd.read_parquet(store.root / "results.parquet")
+    assert merged[["method", "repeat", "query"]].values.tolist() == want
+    assert merged.index.tolist() == list(range(16))
+
+
 def test_unreadable_files_are_named_and_a_corrupt_repeat_runs_again(tmp_path, capsys):
     store = RunStore(tmp_path / "run")
     with pytest.raises(RunStateError, match="not a run's output folder"):
@@ -149,9 +168,20 @@ def test_figures_and_cached_embedding(tmp_path):
     assert emb.shape == (60, 2) and len(list((tmp_path / "cache").glob("tsne_*.npy"))) == 1
     np.testing.assert_array_equal(tsne_embedding(features, tmp_path / "cache"), emb)  # read back from the cache
     frame = pd.concat([rows("weaknas", 0, list(rng.random(8))), rows("random", 0, list(rng.random(8)))])
-    assert plot_curves({"": frame}, 8, tmp_path / "c.png", optimum=1.0, log_x=True).stat().st_size > 0
+    assert plot_curves({"": (frame, 8)}, tmp_path / "c.png", optimum=1.0, log_x=True).stat().st_size > 0
     one = frame[frame["method"] == "weaknas"]
     assert plot_search_dynamics(emb, rng.random(60), one, tmp_path / "d.png", "t").stat().st_size > 0
+
+
+def test_compared_runs_end_at_their_own_budgets(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    drawn = {}
+    monkeypatch.setattr(Figure, "savefig", lambda fig, path, **_: drawn.update(
+        {line.get_label(): len(line.get_xdata()) for line in fig.axes[0].lines}))
+    short, long = rows("weaknas", 0, [0.1, 0.2, 0.3]), rows("weaknas", 0, [0.1] * 8)
+    plot_curves({"a: ": (short, 5), "b: ": (long, 8)}, tmp_path / "c.png", optimum=1.0)
+    assert drawn == {"a: weaknas (1 repeat)": 5, "b: weaknas (1 repeat)": 8, "global optimum 1.00": 2}
 
 
 def test_write_report_from_the_folder_alone(tmp_path):

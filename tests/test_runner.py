@@ -71,6 +71,7 @@ def test_runner_equals_in_process_loop(ray_session, tmp_path):
         opt = make_optimizer("weaknas", bench.space, 30, row.seed, **method_settings(config, "weaknas"))
         run_repeat(opt, bench.oracle)
         assert row.arch_index == opt.final_prediction()[0] and row.queries == 30 and row.iteration == opt.iteration
+        assert row.already_queried == bool(opt.evaluated[row.arch_index])
     again = run_search(config, benchmark=bench, progress=False, report=False, echo=lambda *_: None)
     assert (again.ran, again.skipped) == (0, 4)
 
@@ -258,3 +259,16 @@ def test_faithful_ei_gets_the_pool_statistics(ei):
         seen = search[data.indices]
         expected = (search.mean(), search.std()) if ei == "faithful" else (seen.mean(), seen.std())
         np.testing.assert_allclose((data.mean, data.std), expected)
+
+
+@pytest.mark.parametrize(("n", "max_sample", "queried"), [(20, 20, True), (300, 20, False)])
+def test_final_top1_says_whether_the_answer_was_queried(n, max_sample, queried):
+    """``already_queried`` is whether the final predictor's top-1 is among the repeat's queries: always
+    when the budget spends the whole pool; not here with 20 of 300."""
+    from weaknas_ray.drivers.ray_runner import RepeatTask, run_one_repeat
+
+    bench = fake_benchmark(n=n)
+    rows, final = run_one_repeat(bench, RepeatTask("weaknas", 0, 1, max_sample, dict(TINY_MLP)))
+    assert final.shape[0] == 1 and final["queries"].item() == max_sample
+    top1 = int(final["arch_index"].item())
+    assert bool(final["already_queried"].item()) is (top1 in set(rows["arch_index"].tolist())) is queried

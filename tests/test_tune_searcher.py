@@ -139,6 +139,21 @@ def test_points_to_evaluate_run_first_and_count_in_budget():
     assert len(indices) == 10 and len(set(indices)) == 10
 
 
+def test_points_beyond_the_budget_hand_back_the_asked_architectures():
+    """3 points plus the optimizer's first 4 exceed max_sample 6: the asked architecture cut off is
+    handed back (not left pending), so the finished search has a final prediction."""
+    space = GridSpace(CHOICES)
+    points = [{"arch_index": 35}, {"arch_index": 1}, {"arch_index": 7}]
+    searcher = _searcher(max_sample=6, points_to_evaluate=points)
+    configs = _drive(searcher, _values(space))
+    indices = [c["arch_index"] for c in configs]
+    assert indices[:3] == [35, 1, 7] and len(indices) == 6 and len(set(indices)) == 6
+    opt = searcher.optimizer
+    assert opt.finished and not opt.pending.any() and sorted(opt.history.indices) == sorted(indices)
+    top = opt.final_prediction()
+    assert top is not None and len(top) == len(space)
+
+
 def test_evaluated_rewards_are_told_not_run():
     space = GridSpace(CHOICES)
     searcher = _searcher(max_sample=6, points_to_evaluate=[{"arch_index": 35}, {"arch_index": 1}], evaluated_rewards=[99.0, 1.0])

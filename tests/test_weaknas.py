@@ -119,6 +119,30 @@ def test_ei_takes_the_k_best_unevaluated_by_ei(fixed, pool_stats):
         np.testing.assert_array_equal(hist[10 * z : 10 * z + 10], expected)
 
 
+def test_ei_ranks_by_the_calibrated_ensemble(fixed):
+    """A non-default ``calibration`` divides the ensemble spread before EI: each batch is the best k by
+    log EI at that calibration, which here differs from the published 5's choice."""
+    calibration = 0.2
+    opt = WeakNASEI(space(), max_sample=40, seed=0, ei="corrected", calibration=calibration)
+    run_repeat(opt, TableOracle(VALUES))
+    hist = np.asarray(opt.history.indices)
+    differs = 0
+    for z, model in enumerate(fixed, start=1):
+        seen = hist[: 10 * z]
+        y = VALUES[seen]
+        best = incumbent((y - y.mean()) / y.std(), "corrected")
+        preds = model.predict(np.eye(N))
+        expected = {}
+        for c in (calibration, 5.0):
+            mu, sd = ensemble_mean_sd(preds, c)
+            score = log_expected_improvement(mu, sd, best)
+            score[seen] = -np.inf
+            expected[c] = np.lexsort((np.arange(N), -score))[:10]
+        np.testing.assert_array_equal(hist[10 * z : 10 * z + 10], expected[calibration])
+        differs += not np.array_equal(expected[calibration], expected[5.0])
+    assert differs, "the test needs a calibration whose ranking differs from the default's"
+
+
 def test_keep_old_training_sets(fixed):
     """``none``: the last batch; ``top``: the last batch plus the previous training set's members inside
     the previous predictor's top-N (the published ``keep_index_train``)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 from weaknas_ray.exceptions import WeakNASError
 
@@ -28,11 +29,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except WeakNASError as exc:
-        print(f"weaknas-ray {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings():
+        # NOTE: our warnings (a fallback data file, a corrupt repeat set aside) are for the user: one line
+        # each, without Python's source-line echo.
+        warnings.showwarning = lambda message, category, *_, **__: print(
+            f"weaknas-ray {args.command}: warning: {message}", file=sys.stderr
+        )
+        try:
+            return int(args.func(args) or 0)
+        except WeakNASError as exc:
+            print(f"weaknas-ray {args.command}: error: {exc}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

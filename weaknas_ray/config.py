@@ -305,6 +305,8 @@ def check_fields(node: Any, schema: dict[str, Any], prefix: str) -> None:
 
 # search-section keys handed to every method whose constructor takes them
 SHARED_SETTINGS = ("init_sample", "sample_each_iter", "top_start", "top_end", "top_decay")
+# constructor arguments a config does not set: the runner passes them
+METHOD_HIDDEN = ("self", "space", "max_sample", "seed", "pool_scorer")
 
 
 def method_settings(config: dict[str, Any], method: str) -> dict[str, Any]:
@@ -313,18 +315,13 @@ def method_settings(config: dict[str, Any], method: str) -> dict[str, Any]:
 
     Raises:
         ConfigError: a ``methods.<method>`` key is not a constructor argument (names the key and lists
-            the valid ones).
+            the valid ones), has the wrong type or is out of range.
     """
-    import inspect
-
+    from weaknas_ray.arguments import check_arguments, parameters
     from weaknas_ray.engine import method_class
 
-    params = inspect.signature(method_class(method).__init__).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    accepted = sorted(k for k in params if k not in ("self", "space", "max_sample", "seed"))
-    settings = {k: config["search"][k] for k in SHARED_SETTINGS if k in params}
-    for key, value in config["methods"].get(method, {}).items():
-        if key not in params and not takes_any:
-            raise ConfigError(f"methods.{method}.{key}: not a setting of method {method!r}; its settings: {accepted}")
-        settings[key] = value
-    return settings
+    cls = method_class(method)
+    own = config["methods"].get(method, {})
+    check_arguments(cls, own, f"methods.{method}", f"method {method!r}", counts=True, hidden=METHOD_HIDDEN)
+    params, _ = parameters(cls)  # with the base's: weaknas-ei passes the schedule on to weaknas
+    return {**{k: config["search"][k] for k in SHARED_SETTINGS if k in params}, **own}

@@ -11,6 +11,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
+from weaknas_ray.arguments import check_arguments
 from weaknas_ray.exceptions import ConfigError
 from weaknas_ray.spaces.base import Oracle, SearchSpace
 
@@ -33,10 +34,17 @@ BENCHMARKS: dict[str, str] = {
 
 
 def load_benchmark(name: str, **options: Any) -> Benchmark:
-    """Load benchmark ``name`` (a key of :data:`BENCHMARKS`) with the loader's keyword ``options``."""
+    """Load benchmark ``name`` (a key of :data:`BENCHMARKS`) with the loader's keyword ``options``.
+
+    Raises:
+        ConfigError: unknown name, or an option the loader does not take or of the wrong type
+            (named as ``benchmark.<option>``).
+    """
     try:
         target = BENCHMARKS[name]
     except KeyError:
         raise ConfigError(f"benchmark.name: unknown benchmark {name!r}; choose one of {sorted(BENCHMARKS)}") from None
     module, func = target.split(":")
-    return getattr(importlib.import_module(module), func)(**options)
+    loader = getattr(importlib.import_module(module), func)
+    check_arguments(loader, options, "benchmark", f"benchmark {name!r}")
+    return loader(**options)

@@ -113,9 +113,12 @@ def cached_table(
         how_to_get: where the official file comes from, for error messages.
 
     Raises:
-        BenchmarkDataError: checksum mismatch, bad schema or wrong row count, naming ``source``.
+        BenchmarkDataError: missing file, checksum mismatch, bad schema or wrong row count, naming ``source``.
     """
-    stat = source.stat()
+    try:
+        stat = source.stat()
+    except FileNotFoundError:
+        raise BenchmarkDataError(f"{source}: no such file" + (f"; get it from {how_to_get}" if how_to_get else "")) from None
     cached = read_cache(key)
     meta = cached[1] if cached is not None else {}
     usable = (

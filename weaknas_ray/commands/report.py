@@ -11,8 +11,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("dirs", nargs="+", metavar="DIR", help="output folders of runs")
     parser.add_argument("--log-x", action="store_true", help="logarithmic query axis in curves.png")
     parser.add_argument("--no-dynamics", action="store_true", help="skip search_dynamics.png (t-SNE)")
-    parser.add_argument("--compare", default="comparison.png",
-                        help="with several DIRs: the comparison figure, written in the current folder")
+    parser.add_argument("--compare", metavar="FILE",
+                        help="with several DIRs: where the comparison figure goes (default: comparison.png "
+                             "in the current folder)")
     parser.set_defaults(func=main)
 
 
@@ -27,9 +28,11 @@ def main(args: argparse.Namespace) -> int:
         summary = write_report(store, log_x=args.log_x, dynamics=not args.no_dynamics)
         print(f"== {store.root} ({summary['benchmark']})\n{summary_table(summary)}")
     if len(stores) > 1:
-        max_sample = max(s.load_config()["search"]["max_sample"] for s in stores)
-        runs = {f"{s.root.name}: ": s.results() for s in stores}
+        args.compare = args.compare or "comparison.png"
+        runs = {f"{s.root.name}: ": (s.results(), s.load_config()["search"]["max_sample"]) for s in stores}
         optima = {(s.load_meta().get("optimum") or {}).get("reported") for s in stores}
         optimum = optima.pop() if len(optima) == 1 else None  # one line only when all runs share it
-        print(f"comparison written to {plot_curves(runs, max_sample, Path(args.compare), optimum, args.log_x)}")
+        print(f"comparison written to {plot_curves(runs, Path(args.compare), optimum, args.log_x)}")
+    elif args.compare:
+        print(f"--compare {args.compare}: one run given, nothing to compare (its own curves.png is redrawn)")
     return 0

@@ -27,6 +27,7 @@ import numpy as np
 
 from weaknas_ray.config import method_settings
 from weaknas_ray.exceptions import ConfigError, WeakNASError
+from weaknas_ray.results.aggregate import counted
 from weaknas_ray.results.records import RunStore
 
 # NOTE: how often the driver refreshes the progress bar from the workers (seconds).
@@ -61,6 +62,7 @@ def load_configured_benchmark(config: dict[str, Any]):
     (``"module:function"``, for users' own pools), every other key passed as a keyword option."""
     import importlib
 
+    from weaknas_ray.arguments import check_arguments
     from weaknas_ray.benchmarks.registry import load_benchmark
 
     options = dict(config["benchmark"])
@@ -70,6 +72,7 @@ def load_configured_benchmark(config: dict[str, Any]):
             loader = getattr(importlib.import_module(module), func)
         except (ImportError, AttributeError) as exc:
             raise ConfigError(f"benchmark.loader: cannot import {module}:{func} ({exc})") from None
+        check_arguments(loader, options, "benchmark", f"loader {module}:{func}")
         return loader(**options)
     return load_benchmark(options.pop("name"), **options)
 
@@ -251,8 +254,23 @@ def check_methods(config: dict[str, Any], benchmark) -> None:
             if hasattr(optimizer, "new_predictor"):
                 optimizer.new_predictor()
         except WeakNASError as exc:
-            text = str(exc)
-            raise ConfigError(f"methods.{text}" if text.startswith(f"{method}.") else f"methods.{method}: {text}") from exc
+            raise ConfigError(_key_path(method, str(exc))) from exc
+
+
+def _key_path(method: str, text: str) -> str:
+    """An optimizer's or predictor's error under the config key it came from: ``predictor: unknown ...``
+    -> ``methods.weaknas.predictor: unknown ...``; errors already naming a path stay as they are."""
+    from weaknas_ray.arguments import parameters
+    from weaknas_ray.engine import method_class
+
+    head, sep, rest = text.partition(": ")
+    if text.startswith("methods."):
+        return text
+    if text.startswith(f"{method}."):
+        return f"methods.{text}"
+    if sep and " " not in head and head.split(".")[0] in parameters(method_class(method))[0]:
+        return f"methods.{method}.{head}: {rest}"
+    return f"methods.{method}: {text}"
 
 
 def plan_tasks(config: dict[str, Any], done: set[tuple[str, int]]) -> list[RepeatTask]:
@@ -311,7 +329,7 @@ def run_search(
     store.prepare(config, _meta(benchmark))
     done = store.finished()
     tasks = plan_tasks(config, done)
-    echo(f"results: {store.root.resolve()} ({_count(len(done), 'repeat')} already done, {len(tasks)} to run)")
+    echo(f"results: {store.root.resolve()} ({counted(len(done), 'repeat')} already done, {len(tasks)} to run)")
     failures: list[dict[str, Any]] = []
     embedding = None
     if tasks:
@@ -338,10 +356,6 @@ def run_search(
         echo(summary_table(summary))
         echo(f"results written to {store.root.resolve()}")
     return RunOutcome(store.root, len(tasks) - len(failures), len(done), failures, summary)
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _meta(benchmark) -> dict[str, Any]:

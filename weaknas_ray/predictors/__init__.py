@@ -7,9 +7,9 @@ the published settings, the faithful reference), ``gbt`` (gradient-boosted trees
 from __future__ import annotations
 
 import importlib
-import inspect
 from typing import Any
 
+from weaknas_ray.arguments import check_arguments
 from weaknas_ray.exceptions import ConfigError
 from weaknas_ray.predictors.base import Predictor
 
@@ -35,13 +35,11 @@ def make_predictor(name: str, **params: Any) -> Predictor:
     """A new, unfitted predictor ``name`` built with constructor ``params`` (e.g. ``n_members=5``).
 
     Raises:
-        ConfigError: unknown name, or a parameter its constructor does not take (listing those it takes).
+        ConfigError: unknown name, or a parameter its constructor does not take (listing those it takes),
+            of the wrong type or out of range.
     """
     cls = predictor_class(name)
-    accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-    unknown = sorted(set(params) - set(accepted))
-    if unknown:
-        raise ConfigError(f"predictor_params: {name} takes no {unknown}; it takes {accepted}")
+    check_arguments(cls, params, "predictor_params", f"predictor {name!r}", counts=True)
     return cls(**params)
 
 

@@ -21,6 +21,11 @@ RUN_COLUMNS = {"method", "repeat", "seed", "iteration", "query", "arch_index", "
 MAX_PRINTED_REPEATS = 10
 
 
+def counted(n: int, noun: str) -> str:
+    """``"1 repeat"``, ``"3 repeats"``."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def best_curves(rows: pd.DataFrame, max_sample: int) -> np.ndarray:
     """Best reported value after each query, one row per repeat, carried forward past an early stop.
 
@@ -126,7 +131,7 @@ def summary_table(summary: dict[str, Any]) -> str:
         best = s["final_best_reported"]
         opt = s.get("queries_to_optimum") or {}
         share = f"{opt['share_found']:.0%}" if opt else "n/a"
-        median = f"{opt['median']:.0f}" if opt.get("median") is not None else "-"
+        median = f"{opt['median']:g}" if opt.get("median") is not None else "-"
         lines.append(
             f"{method:<12} {s['repeats']:>7} {s['queries']['mean']:>8.1f} "
             f"{best['mean']:>21.3f} +/- {best['std']:<5.3f} {share:>14} {median:>15}"

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from weaknas_ray.results.aggregate import best_curves
+from weaknas_ray.results.aggregate import best_curves, counted
 
 # NOTE: t-SNE of a 423k-row pool would take hours; pools above this size get no dynamics figure.
 MAX_TSNE_POOL = 50_000
@@ -38,8 +38,7 @@ def _pyplot():
 
 
 def plot_curves(
-    runs: dict[str, pd.DataFrame],
-    max_sample: int,
+    runs: dict[str, tuple[pd.DataFrame, int]],
     path: Path,
     optimum: float | None = None,
     log_x: bool = False,
@@ -47,8 +46,8 @@ def plot_curves(
     """Mean +/- std over repeats of the best reported value versus queries, one line per method.
 
     Args:
-        runs: label prefix (``""`` for a single run) -> query rows of that run.
-        max_sample: x range.
+        runs: label prefix (``""`` for a single run) -> (query rows of that run, its budget
+            ``max_sample``); each curve ends at its own run's budget.
         path: where to save the PNG.
         optimum: the pool's best reported value, drawn as a dashed line when given.
         log_x: logarithmic query axis.
@@ -58,13 +57,13 @@ def plot_curves(
     """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    x = np.arange(1, max_sample + 1)
     lows, highs = [], [] if optimum is None else [optimum]
-    for prefix, results in runs.items():
+    for prefix, (results, max_sample) in runs.items():
+        x = np.arange(1, max_sample + 1)
         for method, rows in results.groupby("method", sort=False):
             curves = best_curves(rows, max_sample)
             mean, std = np.nanmean(curves, axis=0), np.nanstd(curves, axis=0)
-            line = ax.plot(x, mean, label=f"{prefix}{method} ({curves.shape[0]} repeats)")[0]
+            line = ax.plot(x, mean, label=f"{prefix}{method} ({counted(curves.shape[0], 'repeat')})")[0]
             ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2)
             start = min(ZOOM_FROM_QUERY, max_sample) - 1
             lows.append(np.nanmin((mean - std)[start:]))

@@ -37,7 +37,7 @@ def write_report(
     summary = summarize(results, store.final_top1(), max_sample, meta.get("optimum_indices"), optimum)
     summary = {"name": config["name"], "benchmark": meta.get("benchmark"), **summary}
     write_text(store.root / "summary.json", json.dumps(summary, indent=2))
-    plot_curves({"": results}, max_sample, store.root / "curves.png", optimum, log_x)
+    plot_curves({"": (results, max_sample)}, store.root / "curves.png", optimum, log_x)
     if dynamics:
         _dynamics(store, config, results, benchmark, echo)
     return summary

@@ -14,6 +14,7 @@ import binascii
 import hashlib
 import json
 import math
+import os
 import warnings
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -399,7 +400,7 @@ def convert_tfrecord_to_cache(path: Path, verify_checksum: bool = True, verify_d
     return cache_path(FULL_KEY)
 
 
-def _locate(data_dir: str | None) -> tuple[str, Path, int, int]:
+def _locate(data_dir: str | os.PathLike | None) -> tuple[str, Path, int, int]:
     """Which table to load: the official tfrecord where found, else its cache, else the NASLib sample.
     Returns ``(kind, path, size, mtime_ns)``, the per-process cache key."""
     full, sample = file_spec("nasbench101_tfrecord"), file_spec("nasbench101_naslib")
@@ -439,7 +440,7 @@ def _load(kind: str, path: Path, size: int, mtime_ns: int) -> tuple[Columns, NAS
     return columns, NASBench101Space(columns["hash"], columns["matrix"], columns["ops"], columns["params_m"])
 
 
-def load_benchmark(dataset: str = "cifar10", data_dir: str | None = None, noisy: bool = False) -> Benchmark:
+def load_benchmark(dataset: str = "cifar10", data_dir: str | os.PathLike | None = None, noisy: bool = False) -> Benchmark:
     """NAS-Bench-101 on CIFAR-10: search on the validation accuracy (mean over the 3 training repeats),
     report the test accuracy, cost = training time in seconds.
 

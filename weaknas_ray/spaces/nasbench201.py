@@ -7,6 +7,7 @@ method's one-hot encoding: 6 edges x 5 ops flattened, 30 float32 columns.
 
 from __future__ import annotations
 
+import os
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
@@ -178,7 +179,7 @@ class NASBench201Space(SearchSpace):
         return {"params_mb": self.params_mb[self.check_indices(indices)].tolist()}
 
 
-def load_table(data_dir: str | None = None) -> Columns:
+def load_table(data_dir: str | os.PathLike | None = None) -> Columns:
     """The NAS-Bench-201 table (read-only columns, see :func:`convert_csv`), found over the data roots,
     checked against the manifest, loaded from the columnar cache and kept per process.
 
@@ -188,7 +189,7 @@ def load_table(data_dir: str | None = None) -> Columns:
     return _load_table(*_locate(data_dir))
 
 
-def _locate(data_dir: str | None) -> tuple[Path, int, int]:
+def _locate(data_dir: str | os.PathLike | None) -> tuple[Path, int, int]:
     """The resolved table file with its size and mtime: the per-process cache key."""
     spec = file_spec("nasbench201")
     path = resolve_file(spec.path, data_dir, spec.source).resolve()
@@ -215,7 +216,7 @@ def _space(path: Path, size: int, mtime_ns: int) -> NASBench201Space:
     return NASBench201Space(table["ops"], table["params_mb"])
 
 
-def load_benchmark(dataset: str = "cifar10", data_dir: str | None = None, noisy: bool = False) -> Benchmark:
+def load_benchmark(dataset: str = "cifar10", data_dir: str | os.PathLike | None = None, noisy: bool = False) -> Benchmark:
     """NAS-Bench-201 on ``dataset``: search on the validation accuracy (mean over training seeds),
     report the test accuracy, cost = CIFAR-10-valid training time in seconds.
 
