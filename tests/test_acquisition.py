@@ -66,6 +66,17 @@ def test_log_ei_is_finite_and_increasing_far_below_the_incumbent():
     np.testing.assert_allclose(log_ei[moderate], direct, rtol=1e-6)
 
 
+def test_log_ei_matches_50_digit_arithmetic_in_every_regime():
+    """Each branch (direct, log1p/erfcx, asymptotic tail) against mpmath at 50 digits: the tail's switch
+    point must keep full double precision (a switch at g = -40 is off by 1e-3 at g = -50)."""
+    import mpmath
+
+    g = np.array([2.0, 0.3, -0.5, -1.0, -3.0, -10.0, -35.0, -50.0, -100.0, -1e3, -9999.0, -1e4, -1e5])
+    with mpmath.workdps(50):
+        want = [float(mpmath.log(mpmath.mpf(v) * mpmath.ncdf(v) + mpmath.npdf(v))) for v in g]
+    np.testing.assert_allclose(log_expected_improvement(g, np.ones_like(g), 0.0), want, rtol=1e-14)
+
+
 def test_bad_variant_and_calibration_are_named():
     with pytest.raises(ConfigError, match="EI variant"):
         incumbent(np.ones(2), "pessimistic")
