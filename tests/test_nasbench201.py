@@ -67,6 +67,28 @@ def test_mutate_changes_exactly_one_edge():
         assert diff.sum() == 1
 
 
+def test_mutate_in_a_partial_table_stays_in_it():
+    """A table of half the cells, in random order (a user's partial CSV): a mutant outside it becomes a
+    nearest pool cell, never an error; a mutant inside it is kept, with the same draws as in the full table."""
+    full = synthetic_space()
+    half = len(full) // 2
+    part = nb201.NASBench201Space(full.ops[:half])
+    kept = tried = 0
+    for index in range(0, half, 78):
+        tried += 1
+        child = part.mutate(index, np.random.default_rng(index))
+        assert 0 <= child < half and child != index
+        changes = (part.ops[child] != part.ops[index]).sum()
+        distance = (part.ops != part.ops[index]).sum(axis=1)
+        distance[index] = 99
+        assert changes == distance.min()
+        full_child = full.mutate(index, np.random.default_rng(index))
+        if full_child < half:
+            assert child == full_child
+            kept += 1
+    assert 0 < kept < tried, "the sample should mix kept mutants and stand-ins"
+
+
 @pytest.mark.parametrize(
     "bad", ["|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|", "|none~0|+|none~0|", "garbage", (1, 2, 3), (0, 0, 0, 0, 0, 9)]
 )

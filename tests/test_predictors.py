@@ -193,6 +193,77 @@ def test_mlp_early_stopping_follows_sklearns_rule_on_scripted_losses(name, monke
     assert model.loss_.tolist() == [losses[want - 1]]
 
 
+def _sklearn_randomness(seed, n_members, sizes, n, max_epochs):
+    """The draws of ``MLPRegressor(random_state=seed)``, shaped like ``_draw_member_randomness``: per layer
+    ``uniform(-bound, bound)`` weights then biases from one RandomState, then each epoch's
+    ``sklearn.utils.shuffle`` of the previous epoch's order (sklearn shuffles cumulatively)."""
+    from sklearn.utils import shuffle
+
+    assert n_members == 1
+    rs = np.random.RandomState(seed)
+    init = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        bound = np.sqrt(6.0 / (fan_in + fan_out))
+        W = rs.uniform(-bound, bound, (fan_in, fan_out)).astype(np.float32)
+        b = rs.uniform(-bound, bound, fan_out).astype(np.float32)
+        init.append((W[None], b[None, None]))
+    order, perms = np.arange(n), []
+    for _ in range(max_epochs):
+        order = shuffle(order, random_state=rs)
+        perms.append(order[None])
+    return init, np.stack(perms)
+
+
+def test_mlp_trains_to_sklearns_weights_given_sklearns_random_draws(monkeypatch):
+    """Handed sklearn's own init and shuffles, the torch MLP ends where MLPRegressor ends, weight for
+    weight, after several epochs with a short last batch (n = 90, batch 32: the L2 term of the last step
+    is alpha/26). The training arithmetic is then sklearn's; only the random number generator differs."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPRegressor
+
+    from weaknas_ray.predictors import mlp
+
+    monkeypatch.setattr(mlp, "_draw_member_randomness", _sklearn_randomness)
+    X, y = _toy(n=90)
+    settings = {"alpha": 0.05, "batch_size": 32, "tol": 1e-12, "n_iter_no_change": 1000}
+    ours = mlp.MLPEnsemble(hidden=(16, 16), lr=1e-2, max_epochs=6, threads=1, **settings).fit(X, y, seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ref = MLPRegressor(hidden_layer_sizes=(16, 16), learning_rate_init=1e-2, max_iter=6, random_state=3, **settings).fit(X, y)
+    assert ours.n_epochs_.tolist() == [ref.n_iter_] == [6]
+    for got, want in zip(ours.weights_, ref.coefs_):
+        np.testing.assert_allclose(got[0].numpy(), want, rtol=1e-3, atol=1e-5)
+    for got, want in zip(ours.biases_, ref.intercepts_):
+        np.testing.assert_allclose(got[0, 0].numpy(), want, rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(ours.loss_[0], ref.loss_, rtol=1e-4)
+    np.testing.assert_allclose(ours.predict(X)[0], ref.predict(X), rtol=1e-3, atol=1e-4)
+
+
+def test_mlp_random_draws_have_sklearns_distribution():
+    """Our own draws (numpy's Generator, not sklearn's RandomState) follow sklearn's law: weights and biases
+    uniform on +/- sqrt(6 / (fan_in + fan_out)) for every layer, each epoch a fresh permutation of the rows,
+    and member i drawn from seed + i alone."""
+    from scipy.stats import kstest
+
+    from weaknas_ray.predictors.mlp import _draw_member_randomness
+
+    sizes, n, epochs = [300, 200, 1], 50, 4
+    init, perms = _draw_member_randomness(5, 2, sizes, n, epochs)
+    for (W, b), fan_in, fan_out in zip(init, sizes[:-1], sizes[1:]):
+        bound = np.sqrt(6.0 / (fan_in + fan_out))
+        assert W.shape == (2, fan_in, fan_out) and b.shape == (2, 1, fan_out) and W.dtype == np.float32
+        values = np.concatenate([W.ravel(), b.ravel()])
+        assert kstest(values, "uniform", args=(-bound, 2 * bound)).pvalue > 1e-3
+    assert perms.shape == (epochs, 2, n)
+    assert all(sorted(p) == list(range(n)) for p in perms.reshape(-1, n))
+    assert len({p.tobytes() for p in perms.reshape(-1, n)}) == 2 * epochs
+    single_init, single_perms = _draw_member_randomness(6, 1, sizes, n, epochs)
+    np.testing.assert_array_equal(single_init[1][0][0], init[1][0][1])
+    np.testing.assert_array_equal(single_perms[:, 0], perms[:, 1])
+
+
 def test_mlp_loss_and_gradients_match_the_method_formula():
     """Hand-written backprop + the L2 weight decay (alpha/b * W) == autograd of
     0.5*mean((f-y)^2) + alpha/(2b) * sum ||W||^2, in float64."""

@@ -65,6 +65,27 @@ def test_store_records_finished_repeats_and_merges_sorted(tmp_path):
     assert store.load_meta() == {"benchmark": "fake"}
 
 
+def test_a_repeat_killed_while_saving_is_not_finished(tmp_path, monkeypatch):
+    """The rows file marks a repeat finished, so it is written last: a failure while saving the final
+    top-1 leaves no rows file, and resume runs the repeat again instead of keeping it without its answer."""
+    from weaknas_ray.results import records
+
+    store = RunStore(tmp_path / "run")
+    store.prepare(load_config())
+    real = records.write_parquet
+
+    def dies_on_final(path, frame):
+        if path.name.endswith(".final.parquet"):
+            raise OSError("disk full")
+        real(path, frame)
+
+    monkeypatch.setattr(records, "write_parquet", dies_on_final)
+    final = pd.DataFrame({"method": ["weaknas"], "repeat": [0], "reported_value": [3.0]})
+    with pytest.raises(OSError, match="disk full"):
+        store.write_repeat("weaknas", 0, rows("weaknas", 0, [0.5, 3.0]), final)
+    assert store.finished() == set() and not list(store.repeats_dir.glob("*.parquet"))
+
+
 def test_merged_tables_sort_by_method_repeat_query_not_file_name(tmp_path):
     """File names sort ``weaknas-ei__r...`` before ``weaknas__r...`` ('-' < '_'), methods the other way
     round; rows saved out of query order come back in order."""

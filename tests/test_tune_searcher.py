@@ -62,6 +62,29 @@ def test_batch_semantics_none_until_batch_done_then_finished():
     assert searcher.optimizer.history.values == pytest.approx(values[indices].tolist())
 
 
+def test_trials_finishing_in_any_order_give_the_same_run():
+    """Each batch is told in hand-out order, so trials completing in reverse (as parallel trials do)
+    leave the same history, and hence the same next batches, as trials completing in order."""
+    values = _values(GridSpace(CHOICES))
+
+    def run(reverse: bool) -> tuple[list[int], list[float]]:
+        searcher, n = _searcher(max_sample=12), 0
+        while True:
+            batch = []
+            while isinstance(config := searcher.suggest(f"t{n}"), dict):
+                batch.append((f"t{n}", config))
+                n += 1
+            if config == Searcher.FINISHED:
+                history = searcher.optimizer.history
+                return history.indices, history.values
+            for trial, config in reversed(batch) if reverse else batch:
+                searcher.on_trial_complete(trial, {"acc": values[config["arch_index"]]})
+
+    in_order = run(reverse=False)
+    assert len(in_order[0]) == 12
+    assert run(reverse=True) == in_order
+
+
 def test_config_carries_fields_index_and_string():
     searcher = _searcher()
     config = searcher.suggest("t0")
@@ -188,6 +211,23 @@ def test_domain_dict_restricts_the_pool_and_maps_indices():
     assert {c["arch_index"] for c in configs} == set(searcher.space.members.tolist())
     assert all(c["a"] in ("y", "z") and c["c"] == "s" and base.params(c["arch_index"])["b"] == c["b"] for c in configs)
     assert space_from_domains({"a": tune.choice(CHOICES["a"])}, base) is base
+
+
+def test_evolution_over_a_domain_subset_mutates_within_it():
+    """Regularised evolution through Tune on a restricted domain: once the population is full, mutants
+    outside the allowed choices become a nearest allowed architecture, so the budget runs out cleanly."""
+    base = GridSpace(CHOICES)
+    searcher = WeakNASSearcher(
+        {"c": tune.choice(["p", "q"])}, metric="acc", mode="max", max_sample=14, base_space=base, seed=1,
+        method="evolution", population=4, sample=2,
+    )
+    space = searcher.space
+    for index in range(len(space)):
+        child = space.mutate(index, np.random.default_rng(index))
+        assert child != index and space.params(child)["c"] in ("p", "q")
+        assert sum(a != b for a, b in zip(space.decode(child), space.decode(index))) == 1
+    configs = _drive(searcher, _values(base))
+    assert len({c["arch_index"] for c in configs}) == 14 and all(c["c"] in ("p", "q") for c in configs)
 
 
 @pytest.mark.parametrize(

@@ -77,6 +77,13 @@ class SubsetSpace(SearchSpace):
     def index_of(self, arch: Any) -> int:
         return self.local_index(self.base.index_of(arch))
 
+    def mutate(self, index: int, rng: np.random.Generator) -> int:
+        """The base space's mutation; a mutant outside the allowed choices is replaced by :meth:`nearest`
+        (a subset architecture with the fewest changes)."""
+        child = self.base.mutate(self.base_index(index), rng)
+        pos = int(np.searchsorted(self.members, child))
+        return pos if pos < self.members.size and self.members[pos] == child else self.nearest(index, rng)
+
 
 def domain_choices(domains: dict[str, Any], full: dict[str, list]) -> dict[str, list]:
     """The allowed values per field of a Tune ``param_space``-style dict.

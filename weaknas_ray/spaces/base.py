@@ -61,8 +61,18 @@ class SearchSpace(ABC):
         return {"arch": self.arch_str(index)}
 
     def mutate(self, index: int, rng: np.random.Generator) -> int:
-        """One random single-step mutation of architecture ``index`` (regularised evolution)."""
-        raise NotImplementedError(f"{self.name}: mutation is not defined for this space")
+        """One random single-step mutation of architecture ``index`` (regularised evolution).
+        Default: :meth:`nearest`, for spaces without a mutation of their own."""
+        return self.nearest(index, rng)
+
+    def nearest(self, index: int, rng: np.random.Generator) -> int:
+        """A pool architecture other than ``index`` at the smallest L1 feature distance (uniformly among
+        ties): the stand-in for a mutation whose result is not in the pool (a partial table, a sampled
+        pool, a Tune domain that excludes it). For one-hot encodings that is a fewest-changes neighbour."""
+        i = int(self.check_indices(index)[0])
+        distance = np.abs(self.features - self.features[i]).sum(axis=1, dtype=np.float64)
+        distance[i] = np.inf
+        return int(rng.choice(np.flatnonzero(distance == distance.min())))
 
     def describe(self, indices: np.ndarray) -> dict[str, list]:
         """Extra per-architecture result columns (e.g. OFA's ``flops_m``), one list entry per index.

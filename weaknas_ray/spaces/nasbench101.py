@@ -276,9 +276,7 @@ class NASBench101Space(SearchSpace):
                 continue
             if j != i:
                 return j
-        distance = np.abs(self.features - self.features[i]).sum(axis=1)
-        distance[i] = np.inf
-        return int(rng.choice(np.flatnonzero(distance == distance.min())))
+        return self.nearest(i, rng)
 
     def describe(self, indices: np.ndarray) -> dict[str, list]:
         if self.params_m is None:

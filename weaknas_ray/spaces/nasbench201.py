@@ -167,11 +167,13 @@ class NASBench201Space(SearchSpace):
         return {name: OPS[op] for name, op in zip(PARAM_NAMES, self.decode(index))}
 
     def mutate(self, index: int, rng: np.random.Generator) -> int:
-        """One edge, chosen uniformly, changed to one of the 4 other ops (uniformly)."""
+        """One edge, chosen uniformly, changed to one of the 4 other ops (uniformly). In a partial table
+        (fewer than 15,625 rows) a mutant outside it is replaced by :meth:`nearest`."""
         ops = list(self.decode(index))
         edge = int(rng.integers(len(EDGES)))
         ops[edge] = (ops[edge] + int(rng.integers(1, len(OPS)))) % len(OPS)
-        return self.index_of(tuple(ops))
+        child = int(self._by_code[self._codes(np.asarray([ops]))[0]])
+        return child if child >= 0 else self.nearest(index, rng)
 
     def describe(self, indices: np.ndarray) -> dict[str, list]:
         if self.params_mb is None:
