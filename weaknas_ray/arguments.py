@@ -10,7 +10,8 @@ import os
 import sys
 import types
 import typing
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from weaknas_ray.exceptions import ConfigError
 
@@ -113,7 +114,7 @@ def _matches(hint: Any, value: Any) -> bool | None:
             return False
         (item, *_) = typing.get_args(hint) or (None,)
         verdicts = [_matches(item, v) for v in value]
-        return False if False in verdicts else True
+        return False not in verdicts
     return None
 
 

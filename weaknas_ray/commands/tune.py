@@ -13,7 +13,7 @@ import argparse
 import copy
 from typing import Any
 
-from weaknas_ray.config import at_least, check_fields, Field, method_settings, read_yaml, set_key
+from weaknas_ray.config import Field, at_least, check_fields, method_settings, read_yaml, set_key
 from weaknas_ray.exceptions import ConfigError, RunStateError
 
 # NOTE: a quick default: 60 trials, a 2 x 64 MLP predictor; the published schedule otherwise.

@@ -15,7 +15,7 @@ scores tie to within about 1e-6.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

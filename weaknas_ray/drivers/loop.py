@@ -7,7 +7,7 @@ so a seed gives the same rows in-process and on Ray.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

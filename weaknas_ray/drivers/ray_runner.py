@@ -18,10 +18,11 @@ from __future__ import annotations
 import inspect
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -202,7 +203,7 @@ class RepeatWorker:
         return self._done
 
 
-@lru_cache(maxsize=None)
+@cache
 def _remote_worker():
     import ray
 

@@ -10,7 +10,7 @@ combines into exactly the in-process result.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import numpy as np
 
@@ -57,7 +57,7 @@ def put_pool_chunks(features: np.ndarray, chunk_size: int) -> list[tuple[int, ob
     return [(start, ray.put(features[start : start + chunk_size])) for start in range(0, features.shape[0], chunk_size)]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _chunk_task():
     import ray
 

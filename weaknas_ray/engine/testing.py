@@ -32,7 +32,7 @@ class FixedPredictor(Predictor):
             raise ValueError(f"weights must have shape (n_members={n_members}, d), got {self.weights.shape}")
         self.n_members = self.weights.shape[0]
 
-    def fit(self, X: np.ndarray, y: np.ndarray, seed: int) -> "FixedPredictor":
+    def fit(self, X: np.ndarray, y: np.ndarray, seed: int) -> FixedPredictor:
         self.X_, self.y_, self.seed_ = np.array(X), np.array(y), int(seed)
         return self
 
@@ -45,7 +45,7 @@ class FixedPredictor(Predictor):
         return {"weights": self.weights, "seed": self.seed_}
 
     @classmethod
-    def from_state(cls, state: dict) -> "FixedPredictor":
+    def from_state(cls, state: dict) -> FixedPredictor:
         model = cls(state["weights"])
         model.seed_ = state["seed"]
         return model

@@ -25,7 +25,8 @@ model's predicted top; :meth:`WeakNAS.final_prediction` does the same.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 

@@ -28,7 +28,7 @@ class Predictor(ABC):
     n_members: int = 1
 
     @abstractmethod
-    def fit(self, X: np.ndarray, y: np.ndarray, seed: int) -> "Predictor":
+    def fit(self, X: np.ndarray, y: np.ndarray, seed: int) -> Predictor:
         """Train from scratch on ``X`` (float32, ``(n, d)``) and ``y`` (``(n,)``).
 
         ``seed`` seeds member ``i`` with ``seed + i`` (the method's per-iteration seeding: the engine
@@ -45,6 +45,6 @@ class Predictor(ABC):
         raise NotImplementedError(f"{type(self).__name__} cannot be shipped to chunk tasks")
 
     @classmethod
-    def from_state(cls, state: dict) -> "Predictor":
+    def from_state(cls, state: dict) -> Predictor:
         """Rebuild a fitted predictor from :meth:`get_state` output (on CPU)."""
         raise NotImplementedError(f"{cls.__name__} cannot be rebuilt from state")

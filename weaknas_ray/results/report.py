@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from weaknas_ray.results.aggregate import summarize
 from weaknas_ray.results.records import RunStore, write_text

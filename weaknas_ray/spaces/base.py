@@ -134,7 +134,7 @@ class Oracle(ABC):
         only): what the published code z-scored its targets by."""
         return None
 
-    def for_repeat(self, seed: int) -> "Oracle":
+    def for_repeat(self, seed: int) -> Oracle:
         """The oracle one repeat sees. Noisy-label oracles draw their per-architecture seed here;
         deterministic oracles return ``self``."""
         return self
