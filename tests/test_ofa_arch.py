@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from weaknas_ray.benchmarks.store import read_cache, write_cache
 from weaknas_ray.exceptions import ConfigError, UnknownArchitectureError
-from weaknas_ray.ofa import arch
+from weaknas_ray.ofa import arch, pool
 from weaknas_ray.ofa.pool import build_pool
 
 
@@ -94,3 +95,29 @@ def test_pool_is_unique_inside_window_and_seeded():
     assert not (build_pool(300, 550, 600, 236, seed=5) == pool).all()
     with pytest.raises(ConfigError, match="flops_min"):
         build_pool(10, 600, 550, 236, seed=0)
+
+
+def test_pool_is_the_first_in_window_draws_of_the_seeded_sampler():
+    first = arch.sample_configs(np.random.default_rng(3), pool.BATCH)
+    flops = arch.FlopsTable(236)(first)
+    np.testing.assert_array_equal(build_pool(50, 550, 600, 236, seed=3), first[(flops >= 550) & (flops <= 600)][:50])
+    several = build_pool(6000, 550, 600, 236, seed=3)  # about 4,000 per batch: the second batch is fresh draws
+    assert len(np.unique(several, axis=0)) == 6000
+
+
+def test_pool_arguments_and_impossible_windows_are_refused(monkeypatch):
+    with pytest.raises(ConfigError, match="pool_size >= 1"):
+        build_pool(0, 550, 600, 236, seed=0)
+    monkeypatch.setattr(pool, "MAX_DRAWS", 2 * pool.BATCH)
+    with pytest.raises(ConfigError, match=r"only 0 unique subnets with 555.5..555.5 MFLOPs .* widen the FLOPs window"):
+        build_pool(1, 555.5, 555.5, 236, seed=0)  # equal bounds are a window, if an empty one
+
+
+def test_cached_pool_is_keyed_by_seed_and_rebuilt_when_malformed(tmp_path, monkeypatch):
+    monkeypatch.setenv("WEAKNAS_CACHE", str(tmp_path))
+    a, b = pool.cached_pool(20, 550, 600, 236, seed=0), pool.cached_pool(20, 550, 600, 236, seed=1)
+    assert not (a == b).all() and len(list(tmp_path.glob("*.npz"))) == 2
+    (path,) = tmp_path.glob("*_s0.npz")
+    write_cache(path.stem, {"configs": a[:5]}, {})
+    np.testing.assert_array_equal(pool.cached_pool(20, 550, 600, 236, seed=0), a)
+    np.testing.assert_array_equal(read_cache(path.stem)[0]["configs"], a)  # and the cache is whole again

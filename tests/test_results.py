@@ -238,3 +238,31 @@ def test_folder_saved_before_a_new_key_still_loads(tmp_path):
     del config["ray"]["repeats_per_actor"]
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     assert RunStore(tmp_path).load_config()["ray"]["repeats_per_actor"] == 1
+
+
+def test_summary_statistics_edge_cases():
+    """Budget truncation, first hits, ties, population std, per-method finals: each a rule a reader relies on."""
+    hits = [rows("m", r, [0.0] * 10, arch=[-1] * (q - 1) + [7] + [-1] * (10 - q)) for r, q in enumerate((1, 2, 9))]
+    never = rows("m", 3, [0.0] * 10, arch=[-1] * 10)
+    found = summarize(pd.concat([*hits, never]), None, max_sample=10, optimum_indices=[7, 8])
+    assert found["methods"]["m"]["queries_to_optimum"] == {"mean": 4.0, "median": 2.0, "share_found": 0.75}
+    np.testing.assert_array_equal(queries_to_optimum(rows("m", 0, [0.0] * 4, arch=[1, 8, 7, 8]), [7, 8]), [2.0])
+
+    frame = pd.concat([rows("a", 0, [0.0, 0.0, 5.0]), rows("a", 1, [1.0, 0.5, 1.0, 9.0]), rows("b", 0, [3.0, 2.0])])
+    np.testing.assert_array_equal(best_curves(frame[frame["method"] == "a"], 2), [[0, 0], [1, 1]])
+    final = pd.DataFrame({"method": ["a", "a", "b"], "repeat": [0, 1, 0], "reported_value": [0.0, 1.0, 7.0],
+                          "already_queried": [True, True, False]})
+    summary = summarize(frame, final, max_sample=3)
+    a, b = summary["methods"]["a"], summary["methods"]["b"]
+    assert a["final_best_reported"] == {"mean": 3.0, "std": 2.0}  # bests 5 and 1 (the 9 is past the budget)
+    assert a["final_top1"] == {"reported": {"mean": 0.5, "std": 0.5}, "share_already_queried": 1.0}
+    assert b["final_top1"] == {"reported": {"mean": 7.0, "std": 0.0}, "share_already_queried": 0.0}
+    assert b["final_best_reported"] == {"mean": 3.0, "std": 0.0}  # held, though the last value is 2
+    tie = summarize(rows("t", 0, [1.0, 2.0, 2.0]), None, max_sample=3)["per_repeat"][0]
+    assert tie["query"] == 2 and tie["arch"] == "1"
+
+
+@pytest.mark.parametrize(("repeats", "listed"), [(10, True), (11, False)])
+def test_the_table_lists_repeats_up_to_ten(repeats, listed):
+    frame = pd.concat([rows("m", r, [float(r)]) for r in range(repeats)])
+    assert ("best per repeat" in summary_table(summarize(frame, None, max_sample=1))) is listed
