@@ -78,3 +78,43 @@ def test_surrogate_ranks_dynast_measurements(shared_data, predictor, capsys):
     assert check.tau > 0.5
     assert main(["ofa", "check-surrogate", "--data-dir", str(shared_data)]) == 0
     assert f"Kendall tau {check.tau:.4f}" in capsys.readouterr().out
+
+
+def test_space_refuses_bad_pools_and_lookups():
+    configs = arch.sample_configs(np.random.default_rng(0), 5)
+    with pytest.raises(UnknownArchitectureError, match="the pool repeats a subnet \\(1 repeats\\)"):
+        OFAMobileNetV3Space(np.concatenate([configs, configs[:1]]))
+    with pytest.raises(ConfigError, match="benchmark.encoding: unknown encoding 'bits'"):
+        OFAMobileNetV3Space(configs, encoding="bits")
+    space = OFAMobileNetV3Space(configs, resolution=224)
+    with pytest.raises(UnknownArchitectureError, match="resolution \\[236\\] but the pool is at 224 px"):
+        space.index_of({**space.decode(2), "r": [236]})
+    assert space.index_of({k: v for k, v in space.decode(2).items() if k != "r"}) == 2
+
+
+def test_raw_rows_are_looked_up_whatever_their_inactive_blocks_hold():
+    configs = arch.sample_configs(np.random.default_rng(0), 30)
+    i = int(np.flatnonzero((configs[:, arch.D_COLS] < 4).any(axis=1))[0])
+    junk = configs[i].copy()
+    inactive = ~arch.active_mask(junk[None])[0]
+    junk[arch.KS_COLS][inactive], junk[arch.E_COLS][inactive] = 7, 6
+    assert (junk != configs[i]).any() and OFAMobileNetV3Space(configs).index_of(junk) == i
+
+
+def test_mutation_takes_a_nearest_pool_neighbour_uniformly():
+    base = arch.sample_configs(np.random.default_rng(0), 1)[0]
+    a, b = np.flatnonzero(base[arch.KS_COLS])[:2]  # two active blocks' kernel sizes
+
+    def other_kernel(row, *blocks):
+        row = row.copy()
+        row[list(blocks)] = [3 if row[k] != 3 else 5 for k in blocks]
+        return row
+
+    space = OFAMobileNetV3Space(np.stack([base, other_kernel(base, a), other_kernel(base, b), other_kernel(base, a, b)]))
+    rng = np.random.default_rng(0)
+    assert {space.mutate(0, rng) for _ in range(50)} == {1, 2}  # one change away, never the two-change row
+
+
+def test_pool_seed_changes_the_pool(shared_data):
+    a, b = (load_benchmark("ofa_mbv3", pool_size=50, seed=s, data_dir=shared_data).space.configs for s in (0, 1))
+    assert len({r.tobytes() for r in a} & {r.tobytes() for r in b}) == 0
