@@ -198,3 +198,9 @@ def test_export_loads_back_into_ofa(tiny_imagenet, tmp_path):
     calibrated = {k: v for k, v in state.items() if k.endswith("running_mean")}
     assert any(not torch.equal(v, plain.state_dict()[k]) for k, v in calibrated.items())  # batch norm recalibrated
     assert rebuilt.eval()(torch.zeros(1, 3, RES, RES)).shape == (1, 1000)
+    # another draw of calibration images, or other batches (OFA averages per-batch variances), gives other statistics
+    for flag, value in (("--data-seed", "1"), ("--calib-batch", "4")):
+        assert main([*argv, "--out", str(tmp_path / flag), flag, value]) == 0
+        other = torch.load(tmp_path / flag / "subnet.pth", weights_only=True)
+        stat = "running_mean" if flag == "--data-seed" else "running_var"
+        assert any(not torch.equal(v, other[k]) for k, v in state.items() if k.endswith(stat)), flag
