@@ -189,3 +189,29 @@ def test_uniform_draw_when_exactly_k_are_free_in_the_top(seed):
     want = ref.choice(np.array([1, 3, 4, 5]), size=k, replace=False)
     assert batch.tolist() == want.tolist()
     assert rng.bit_generator.state == ref.bit_generator.state  # the draw happened
+
+
+def test_ei_request_still_ranks_the_top_by_mean():
+    """``top_indices`` is the predicted top by member mean whatever the acquisition; only the
+    candidates are ranked by EI (here the two orders differ)."""
+    model, X = _pool([3, 1, 2, 0, 2, 1], 3)  # spread grows with the pool index
+    mu, sd = ensemble_mean_sd(model.predict(X))
+    by_mean = np.lexsort((np.arange(6), -mu))
+    by_ei = np.lexsort((np.arange(6), -log_expected_improvement(mu, sd, 3.5)))
+    assert set(by_mean[:3]) != set(by_ei[:3])  # the two top-3s differ
+    for chunk_size in (None, 2):
+        result = score_pool(model, X, ScoreRequest("ei", n_top=3, k=6, best=3.5), chunk_size=chunk_size)
+        assert result.top_indices.tolist() == by_mean[:3].tolist()
+        np.testing.assert_allclose(result.top_means, mu[by_mean[:3]])
+        assert result.candidates.tolist() == by_ei.tolist()
+
+
+def test_bad_requests_and_short_scorings_are_named():
+    with pytest.raises(ConfigError, match="at least one observed"):
+        incumbent(np.empty(0), "corrected")
+    with pytest.raises(ConfigError, match="k must be >= 0"):
+        ScoreRequest("mean", n_top=1, k=-1)
+    model, X = _pool([5, 4, 3, 2, 1], 1)
+    short = score_pool(model, X, ScoreRequest("mean", n_top=2, k=1))
+    with pytest.raises(WeakNASError, match="need 4"):  # asked for a top-4 draw, scored only a top-2
+        uniform_from_top(short, np.zeros(5, dtype=bool), 4, 1, np.random.default_rng(0))

@@ -117,3 +117,83 @@ def test_iteration_advances_only_when_nothing_is_pending(space):
     third = opt.ask()
     opt.tell(third, np.zeros(third.size))
     assert opt.iteration == 2 and opt.history.iterations == [0] * 8 + [1] * 4
+
+
+def _scripted(n_pool: int, max_sample: int, proposals: list):
+    """An optimizer whose ``_propose`` returns the scripted ``proposals`` in turn, to check ``ask``'s own guards."""
+    from weaknas_ray.engine.base import Optimizer
+
+    class Scripted(Optimizer):
+        method = "scripted"
+
+        def _propose(self, room):
+            return np.asarray(proposals.pop(0), dtype=np.int64)
+
+    return Scripted(n_pool, max_sample, seed=0)
+
+
+def test_ask_rejects_repeated_evaluated_or_pending_proposals():
+    opt = _scripted(10, 8, [[0, 1], [2, 2], [1, 3], [0, 4], [5, 6]])
+    first = opt.ask()
+    with pytest.raises(WeakNASError, match="repeated, evaluated or pending"):
+        opt.ask()  # the same index twice in one batch
+    with pytest.raises(WeakNASError, match="repeated, evaluated or pending"):
+        opt.ask()  # 1 is pending
+    opt.tell(first, np.zeros(2))
+    with pytest.raises(WeakNASError, match="repeated, evaluated or pending"):
+        opt.ask()  # 0 was evaluated
+    assert opt.ask().tolist() == [5, 6] and opt.pending.sum() == 2
+
+
+def test_ask_never_hands_out_more_than_the_budget():
+    opt = _scripted(10, 5, [[0, 1, 2], [3, 4, 5, 6]])
+    assert opt.ask().tolist() == [0, 1, 2]
+    assert opt.ask().tolist() == [3, 4]  # room 2: the rest of the proposal is dropped
+    assert not opt.pending[[5, 6]].any() and opt.ask().size == 0
+
+
+def test_tell_needs_one_value_per_index(space):
+    opt = make_optimizer("random", space, max_sample=10, seed=0, batch_size=4)
+    batch = opt.ask()
+    with pytest.raises(WeakNASError, match="4 indices but 3 values"):
+        opt.tell(batch, np.zeros(3))
+    assert opt.n_told == 0 and opt.pending[batch].all()
+
+
+def test_history_best_so_far_is_the_running_maximum():
+    from weaknas_ray.engine.base import History
+
+    history = History(indices=[4, 1, 7, 2], values=[0.5, 0.2, 0.9, 0.7], iterations=[0, 0, 1, 1])
+    np.testing.assert_array_equal(history.best_so_far(), [0.5, 0.5, 0.9, 0.9])
+    assert History().best_so_far().size == 0
+
+
+def test_random_search_order_is_the_seeded_permutation(space):
+    """The documented order: ``numpy.random.default_rng(seed).permutation(n_pool)``, in batches."""
+    opt = make_optimizer("random", space, max_sample=23, seed=3, batch_size=7)
+    while not opt.finished:
+        batch = opt.ask()
+        opt.tell(batch, np.zeros(batch.size))
+    assert opt.history.indices == np.random.default_rng(3).permutation(50)[:23].tolist()
+
+
+def test_table_oracle_rejects_negative_indices_and_gives_population_stats():
+    oracle = TableOracle(search=[1.0, 3.0, 2.0, 6.0])
+    with pytest.raises(UnknownArchitectureError, match="out of range"):
+        oracle.evaluate(np.array([0, -1]))
+    assert oracle.search_stats == (3.0, float(np.std([1.0, 3.0, 2.0, 6.0])))  # population std (ddof 0)
+    np.testing.assert_array_equal(oracle.evaluate(np.array([3])).reported, [6.0])  # reported defaults to search
+
+
+def test_space_rejects_negative_indices(space):
+    with pytest.raises(UnknownArchitectureError, match="index -1 is out of range"):
+        space.check_indices([0, -1])
+
+
+def test_nearest_is_an_l1_neighbour_drawn_uniformly_among_ties():
+    # From row 0: rows 1 and 2 at L1 distance 3 (tied), row 3 at L1 4 but the smallest L2 distance.
+    feats = np.array([[0, 0, 0], [3, 0, 0], [0, 0, 3], [1, 1, 2], [9, 9, 9]], dtype=np.float32)
+    space = ArraySpace(feats)
+    rng = np.random.default_rng(0)
+    assert {space.nearest(0, rng) for _ in range(40)} == {1, 2}
+    assert {space.mutate(0, rng) for _ in range(40)} == {1, 2}  # the default mutation

@@ -150,3 +150,51 @@ def test_tpe_falls_back_to_a_distinct_free_draw_after_max_revisits(monkeypatch):
     opt.tell(np.array(last), oracle.evaluate(np.array(last)).search)
     assert opt.finished and sorted(opt.history.indices) == list(range(9))
     assert all(t.value == oracle.search[space.index_of(t.params)] for t in opt._study.trials)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_tpe_maximises_the_search_value(seed):
+    """TPE moves towards higher search values: its later queries beat the pool's average clearly."""
+    space, oracle = grid(3, 6)  # 216 architectures, a smooth separable objective
+    values = run_repeat(make_optimizer("tpe", space, 40, seed), oracle)["search_value"].to_numpy()
+    assert values[-20:].mean() > oracle.search.mean() + 2.0, (values[-20:].mean(), oracle.search.mean())
+
+
+def test_evolution_tournament_ties_go_to_the_earliest_drawn():
+    """With many tied values the parent of a tied tournament is the first member drawn (Real et al.'s
+    reference written out above breaks ties the same way)."""
+    space = GridSpace({f"e{d}": [f"op{o}" for o in range(4)] for d in range(3)})
+    codes = np.array([space.decode(i) for i in range(len(space))])
+    oracle = TableOracle(-np.abs(codes - 2).sum(axis=1).astype(float))  # integers: ties everywhere
+    df = run_repeat(make_optimizer("evolution", space, 40, 7, population=8, sample=4), oracle)
+    assert df["arch_index"].tolist() == _aging_evolution(space, oracle, 40, 7, population=8, sample=4)
+
+
+def test_evolution_population_counts_warm_started_queries():
+    """Queries told from elsewhere (warm starts) count towards the initial population: the random
+    batch only fills it up to ``population``, then one child per ask."""
+    space, oracle = grid()  # 64 architectures
+    opt = make_optimizer("evolution", space, 60, 0, population=50, sample=3)
+    warm = np.random.default_rng(1).permutation(len(space))[:40]
+    opt.pending[warm] = True
+    opt.tell(warm, oracle.evaluate(warm).search)
+    first = opt.ask()
+    assert first.size == 10 and not np.isin(first, warm).any()
+    opt.tell(first, oracle.evaluate(first).search)
+    assert opt.ask().size == 1
+
+
+def test_evolution_falls_back_to_a_free_architecture_when_mutation_only_revisits(monkeypatch):
+    """A mutation that only ever yields known architectures: after MAX_REVISITS revisits the child is
+    a random unevaluated architecture, so the whole budget is still spent on distinct queries."""
+    from weaknas_ray.engine import baselines
+
+    class Stuck(GridSpace):
+        def mutate(self, index, rng):
+            return index  # the parent: always known
+
+    monkeypatch.setattr(baselines, "MAX_REVISITS", 5)
+    space = Stuck({f"e{d}": [f"op{o}" for o in range(3)] for d in range(2)})  # 9 architectures
+    oracle = TableOracle(np.arange(len(space), dtype=float))
+    df = run_repeat(make_optimizer("evolution", space, len(space), 2, population=3, sample=2), oracle)
+    assert sorted(df["arch_index"]) == list(range(len(space)))

@@ -58,3 +58,41 @@ def test_stop_at_optimum_needs_a_known_optimum(table):
         run_repeat(RandomSearch(space, max_sample=5, seed=0), Blind(), stop_at_optimum=True)
     df = run_repeat(RandomSearch(space, max_sample=5, seed=0), Blind())
     assert "cost" not in df.columns and len(df) == 5
+
+
+def test_batches_of_one_spend_the_whole_budget(table):
+    space, oracle = table
+    opt = RandomSearch(space, max_sample=7, seed=3, batch_size=1)
+    df = run_repeat(opt, oracle)
+    assert opt.finished and len(df) == 7 and df["iteration"].tolist() == list(range(7))
+
+
+def test_extra_measurements_become_columns_and_elapsed_counts_from_the_start(table):
+    """Every ``Evaluation.extra`` entry is a result column; ``elapsed_s`` is the time since the repeat began."""
+    import time
+
+    from weaknas_ray.spaces.base import Evaluation
+
+    space, base = table
+
+    class WithTop5(Oracle):
+        def evaluate(self, indices):
+            ev = base.evaluate(indices)
+            return Evaluation(ev.search, ev.reported, extra={"top5": ev.reported + 5.0})
+
+    start = time.perf_counter()
+    df = run_repeat(RandomSearch(space, max_sample=12, seed=0, batch_size=5), WithTop5())
+    wall = time.perf_counter() - start
+    assert list(df.columns) == COLUMNS + ["top5"]
+    np.testing.assert_array_equal(df["top5"], base.reported[df["arch_index"]] + 5.0)
+    assert ((df["elapsed_s"] >= 0) & (df["elapsed_s"] <= wall)).all()
+
+
+def test_running_bests_of_negative_values(table):
+    """Values below zero (e.g. negated losses): the running bests are the best values seen, not 0."""
+    space, _ = table
+    oracle = TableOracle(-1.0 - np.arange(N, dtype=float), -2.0 - np.arange(N, dtype=float))
+    df = run_repeat(RandomSearch(space, max_sample=15, seed=0, batch_size=4), oracle)
+    np.testing.assert_array_equal(df["best_search_so_far"], np.maximum.accumulate(df["search_value"]))
+    np.testing.assert_array_equal(df["best_reported_so_far"], np.maximum.accumulate(df["reported_value"]))
+    assert (df["best_reported_so_far"] < 0).all()

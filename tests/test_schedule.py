@@ -56,3 +56,12 @@ def test_top_n_decays_from_start_to_end():
     assert top_n_schedule(1, 80000, 500, 0.96).tolist() == [80000]
     with pytest.raises(ConfigError, match="top_decay"):
         top_n_schedule(10, 100, 100, 1.5)
+
+
+def test_top_n_rejects_a_flat_decay_and_an_empty_top():
+    """``top_decay = 1`` leaves nothing to normalise (0 / 0) and ``top_start < 1`` an empty top-N:
+    both are configuration errors, not a garbage schedule."""
+    with pytest.raises(ConfigError, match="top_decay"):
+        top_n_schedule(10, 100, 100, 1.0)
+    with pytest.raises(ConfigError, match="top_start"):
+        top_n_schedule(10, 0, 100, 0.96)

@@ -217,3 +217,101 @@ def test_weaknas_beats_random_on_nasbench201(shared_data):
     weak = mean_best("weaknas", predictor_params={"hidden": (64, 64), "max_epochs": 50, "threads": 1})
     rand = mean_best("random")
     assert weak > rand + 0.1, (weak, rand)
+
+
+def test_ei_logs_the_predicted_top_by_mean_accuracy(fixed):
+    """Every iteration logs the last model's predicted top-1000 by predicted accuracy (member mean),
+    evaluated architectures included, under EI too (its batch is chosen by EI, its log is not)."""
+    opt = WeakNASEI(space(), max_sample=40, seed=0)
+    run_repeat(opt, TableOracle(VALUES))
+    assert sorted(opt.history.predicted_top) == [1, 2, 3]
+    for z, model in enumerate(fixed, start=1):
+        np.testing.assert_array_equal(opt.history.predicted_top[z], _ranking(model))
+
+
+def test_uniform_draw_from_a_top_n_beyond_the_logged_1000(monkeypatch):
+    """N may exceed the 1000 logged: the batch is still drawn uniformly from the full predicted top-N."""
+    n, n_top = 1500, 1200
+    monkeypatch.setattr(weaknas_module, "make_predictor", lambda name, n_members, **p: FixedPredictor(np.ones((n_members, 1))))
+    pool = ArraySpace(np.arange(n, dtype=np.float32)[:, None])  # predicted accuracy = pool index
+    opt = WeakNAS(pool, max_sample=20, seed=1, top_start=n_top, top_end=n_top)
+    df = run_repeat(opt, TableOracle(np.arange(n, dtype=float)))
+    seen = df["arch_index"][:10].to_numpy()
+    top = np.arange(n - 1, n - 1 - n_top, -1)
+    free = top[~np.isin(top, seen)]
+    expected = np.random.default_rng([1, 1]).choice(free, size=10, replace=False)
+    np.testing.assert_array_equal(df["arch_index"][10:], expected)
+    assert (df["arch_index"][10:] < n - 1000).any()  # the draw reached below the top-1000
+
+
+def test_equal_search_values_give_finite_centred_targets(fixed):
+    """All training values equal: the targets are centred only (std 1), never NaN."""
+    opt = WeakNAS(space(), max_sample=30, seed=0)
+    batch = opt.ask()
+    opt.tell(batch, np.full(batch.size, 73.5))
+    data = opt.next_fit()
+    assert data.std == 1.0 and data.mean == 73.5
+    np.testing.assert_array_equal(data.y, np.zeros(batch.size, dtype=np.float32))
+    opt.ask()
+    assert np.isfinite(fixed[0].y_).all()
+
+
+def test_no_fit_or_answer_while_a_batch_is_pending(fixed):
+    """``next_fit`` and ``final_prediction`` are ``None`` while a batch is out (its values would be missing)."""
+    opt = WeakNAS(space(), max_sample=30, seed=0)
+    first = opt.ask()
+    assert opt.next_fit() is None
+    opt.tell(first, VALUES[first])
+    assert opt.next_fit() is not None and opt.final_prediction() is not None
+    opt = WeakNAS(space(), max_sample=30, seed=0)
+    first = opt.ask()
+    opt.tell(first, VALUES[first])
+    second = opt.ask()
+    assert second.size == 10
+    assert opt.next_fit() is None and opt.final_prediction() is None
+
+
+def test_ei_with_keep_old_top_keeps_every_query(fixed):
+    """Under EI ``keep_old="top"`` keeps the whole training set (its ranking spans the pool): each
+    predictor trains on everything evaluated before it."""
+    df = run_repeat(WeakNASEI(space(), 50, 0, keep_old="top", top_start=20, top_end=20), TableOracle(VALUES))
+    assert len(fixed) == 4
+    for z, model in enumerate(fixed, start=1):
+        np.testing.assert_array_equal(np.sort(_trained_on(model)), np.sort(df["arch_index"][df["iteration"] < z]))
+
+
+def test_only_faithful_ei_asks_for_the_pool_statistics():
+    """Drivers hand pool statistics only where the ranking depends on them (faithful EI)."""
+    assert WeakNASEI(space(), 30, 0, ei="faithful").wants_pool_stats
+    assert not WeakNASEI(space(), 30, 0, ei="corrected").wants_pool_stats
+    assert not WeakNAS(space(), 30, 0).wants_pool_stats
+
+
+def test_ei_incumbent_is_the_best_of_every_query_whatever_the_training_set(fixed):
+    """EI's incumbent is the best accuracy observed so far (z-scored like the targets), also when
+    ``keep_old="none"`` trains only on the last batch."""
+    opt = WeakNASEI(space(), max_sample=40, seed=0, ei="corrected", keep_old="none")
+    run_repeat(opt, TableOracle(VALUES))
+    hist = np.asarray(opt.history.indices)
+    differs = 0
+    for z, model in enumerate(fixed, start=1):
+        seen = hist[: 10 * z]
+        last = VALUES[hist[10 * (z - 1) : 10 * z]]
+        mean, std = last.mean(), last.std()
+        np.testing.assert_allclose(model.y_, (last - mean) / std, rtol=1e-5)
+        mu, sd = ensemble_mean_sd(model.predict(np.eye(N)))
+        expected = {}
+        for name, observed in (("all", VALUES[seen]), ("last", last)):
+            score = log_expected_improvement(mu, sd, incumbent((observed - mean) / std, "corrected"))
+            score[seen] = -np.inf
+            expected[name] = np.lexsort((np.arange(N), -score))[:10]
+        np.testing.assert_array_equal(hist[10 * z : 10 * z + 10], expected["all"])
+        differs += not np.array_equal(expected["all"], expected["last"])
+    assert differs, "the test needs an iteration where the last batch's best is not the best so far"
+
+
+def test_long_runs_train_on_every_query(fixed):
+    """keep_old="all" means every architecture evaluated so far, however many (here 225 of a 300 pool)."""
+    df = run_repeat(WeakNAS(space(), 250, 1, init_sample=200, sample_each_iter=25), TableOracle(VALUES))
+    assert [len(model.y_) for model in fixed] == [200, 225]
+    np.testing.assert_array_equal(_trained_on(fixed[-1]), df["arch_index"][:225])
