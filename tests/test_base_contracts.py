@@ -152,12 +152,16 @@ def test_ask_never_hands_out_more_than_the_budget():
     assert not opt.pending[[5, 6]].any() and opt.ask().size == 0
 
 
-def test_tell_needs_one_value_per_index(space):
+def test_tell_needs_one_value_per_distinct_index(space):
     opt = make_optimizer("random", space, max_sample=10, seed=0, batch_size=4)
     batch = opt.ask()
     with pytest.raises(WeakNASError, match="4 indices but 3 values"):
         opt.tell(batch, np.zeros(3))
+    with pytest.raises(WeakNASError, match="repeat an architecture"):
+        opt.tell(batch[[0, 0]], np.array([1.0, 2.0]))  # one query told twice would spend the budget twice
     assert opt.n_told == 0 and opt.pending[batch].all()
+    opt.tell(batch, np.zeros(4))
+    assert opt.n_told == 4
 
 
 def test_history_best_so_far_is_the_running_maximum():

@@ -79,11 +79,14 @@ def test_tpe_tells_every_trial_its_architectures_value():
         assert t.value == oracle.search[space.index_of(t.params)]
 
 
-def test_tpe_needs_named_choices_and_evolution_valid_sizes():
+def test_tpe_needs_named_choices_and_every_baseline_valid_sizes():
     with pytest.raises(ConfigError, match="'plain'.*param_choices"):
         make_optimizer("tpe", ArraySpace(np.eye(5), name="plain"), 3, 0)
     with pytest.raises(ConfigError, match="sample <= population"):
         make_optimizer("evolution", grid()[0], 3, 0, population=5, sample=6)
+    for method in ("random", "tpe"):  # at construction, not as an empty batch mid-run
+        with pytest.raises(ConfigError, match=f"{method}.batch_size must be >= 1, got 0"):
+            make_optimizer(method, grid()[0], 3, 0, batch_size=0)
 
 
 def test_tpe_falls_back_to_a_distinct_free_draw_after_max_revisits(monkeypatch):

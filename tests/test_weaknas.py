@@ -315,3 +315,17 @@ def test_long_runs_train_on_every_query(fixed):
     df = run_repeat(WeakNAS(space(), 250, 1, init_sample=200, sample_each_iter=25), TableOracle(VALUES))
     assert [len(model.y_) for model in fixed] == [200, 225]
     np.testing.assert_array_equal(_trained_on(fixed[-1]), df["arch_index"][:225])
+
+
+@pytest.mark.parametrize("keep_old", ["all", "none"])
+def test_the_answer_is_fitted_as_the_next_iteration_would_be(fixed, keep_old):
+    """The published code's final fit is one more pass of its loop, so it keeps old data by the same rule:
+    every query under ``keep_old="all"``, the last batch under ``"none"``."""
+    opt = WeakNAS(space(), max_sample=40, seed=0, keep_old=keep_old)
+    df = run_repeat(opt, TableOracle(VALUES))
+    built = len(fixed)
+    top = opt.final_prediction()
+    assert len(fixed) == built + 1 and top[0] == _ranking(fixed[-1])[0]
+    last = df["iteration"] == df["iteration"].max()
+    expected = df["arch_index"] if keep_old == "all" else df["arch_index"][last]
+    np.testing.assert_array_equal(np.sort(_trained_on(fixed[-1])), np.sort(expected))

@@ -101,6 +101,8 @@ class Optimizer(ABC):
             raise WeakNASError(f"tell: got {idx.size} indices but {vals.size} values")
         if not np.isfinite(vals).all():
             raise WeakNASError(f"tell: values must be finite, got {vals.tolist()}")
+        if np.unique(idx).size != idx.size:
+            raise WeakNASError(f"tell: indices {idx.tolist()} repeat an architecture (each is told once)")
         not_pending = idx[~self.pending[idx]]
         if not_pending.size:
             raise WeakNASError(f"tell: indices {not_pending.tolist()} were not asked (or were already told)")
@@ -114,8 +116,8 @@ class Optimizer(ABC):
             self.iteration += 1
 
     def final_prediction(self) -> np.ndarray | None:
-        """The predicted top pool indices (best first) of a predictor fitted on every query told, for
-        methods with a predictor; the first is the method's answer. ``None`` here: no predictor."""
+        """The predicted top pool indices (best first) of the method's final predictor, for methods with
+        one; the first is the method's answer. ``None`` here: no predictor."""
         return None
 
     @abstractmethod

@@ -24,6 +24,8 @@ class RandomSearch(Optimizer):
 
     def __init__(self, space, max_sample: int, seed: int, batch_size: int = 10):
         super().__init__(len(space), max_sample, seed)
+        if batch_size < 1:
+            raise ConfigError(f"random.batch_size must be >= 1, got {batch_size}")
         self.batch_size = int(batch_size)
         self._order = np.random.default_rng(seed).permutation(self.n_pool)
         self._next = 0

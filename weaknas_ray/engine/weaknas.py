@@ -19,7 +19,8 @@ the uniform variant and corrected EI the ranking does not depend on it, but the 
 drivers hand that variant the pool's statistics where the oracle knows them (``target_stats``). The EI
 incumbent is z-scored the same way as the targets.
 
-The answer: after the last batch the published code fits once more, on every query, and logs that
+The answer: after the last batch the published code runs its fit once more (on every query under the
+published ``keep_old="all"``; ``"top"`` and ``"none"`` keep old data by their own rule) and logs that
 model's predicted top; :meth:`WeakNAS.final_prediction` does the same.
 """
 
@@ -147,9 +148,10 @@ class WeakNAS(Optimizer):
             self._given_model = None
 
     def final_prediction(self) -> np.ndarray | None:
-        """The predicted top (best first, at most 1000) of a predictor fitted on every query told so far,
-        logged as iteration ``self.iteration`` of ``history.predicted_top``; its first entry is the
-        method's answer. ``None`` before any query is told or while a batch is pending."""
+        """The predicted top (best first, at most 1000) of the predictor iteration ``self.iteration`` would
+        fit (on every query told so far under ``keep_old="all"``), logged as that iteration of
+        ``history.predicted_top``; its first entry is the method's answer. ``None`` before any query is
+        told or while a batch is pending."""
         if self.n_told == 0 or self.pending.any():
             return None
         z = self.iteration
