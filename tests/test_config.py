@@ -70,6 +70,30 @@ def test_overrides_apply_last_and_skip_none():
     assert config["methods"]["random"] == {"batch_size": 5}
 
 
+def test_overrides_win_over_the_file_and_none_keeps_its_value(tmp_path):
+    path = write(tmp_path, "search: {repeats: 7, max_sample: 40}\n")
+    config = load_config(path, overrides={"search.repeats": 2, "search.max_sample": None})
+    assert config["search"]["repeats"] == 2 and config["search"]["max_sample"] == 40
+
+
+def test_boundary_values_are_accepted(tmp_path):
+    """The documented ranges are closed where they say so: top_decay 1 (constant top-N), init_sample equal
+    to max_sample (one iteration), one whole GPU per repeat."""
+    text = "search: {top_decay: 1, init_sample: 20, max_sample: 20}\nray: {num_gpus_per_repeat: 1}\n"
+    config = load_config(write(tmp_path, text))
+    assert (config["search"]["top_decay"], config["search"]["init_sample"], config["ray"]["num_gpus_per_repeat"]) == (1, 20, 1)
+
+
+def test_loaded_configs_share_no_state():
+    """Changing one loaded config (as the runner and the CLI do) changes neither the defaults nor a later load."""
+    first = load_config()
+    first["methods"]["weaknas"]["predictor_params"]["hidden"].append(512)
+    first["search"]["methods"].append("regularized-evolution")
+    assert load_config() == load_config(CONFIGS / "nb201_quick.yaml")
+    assert load_config()["methods"]["weaknas"]["predictor_params"] == {"hidden": [256, 256]}
+    assert QUICK_DEFAULT["search"]["methods"] == ["weaknas", "random"]
+
+
 @pytest.mark.parametrize(
     "text, key",
     [
@@ -80,6 +104,11 @@ def test_overrides_apply_last_and_skip_none():
         ("search: {repeats: true}\n", "search.repeats: expected int, got bool"),
         ("search: {repeats: 0}\n", "search.repeats: expected >= 1"),
         ("search: {top_decay: 1.5}\n", "search.top_decay: expected in (0, 1]"),
+        ("search: {top_decay: 0}\n", "search.top_decay: expected in (0, 1]"),
+        ("search: {seed: -1}\n", "search.seed: expected >= 0"),
+        ("search: {top_start: 100, top_end: 101}\n", "search.top_end: 101 exceeds search.top_start (100)"),
+        ("ray: {chunk_size: -1}\n", "ray.chunk_size: expected >= 0"),
+        ("ray: {object_store_memory: 1000000}\n", "ray.object_store_memory: expected >= 81788928"),
         ("search: {max_sample: 5}\n", "search.init_sample: 10 exceeds search.max_sample (5)"),
         ("search: {top_start: 50, top_end: 60}\n", "search.top_end: 60 exceeds search.top_start (50)"),
         ("search: {methods: [weaknas, bogus]}\n", "search.methods: unknown method 'bogus'"),
@@ -130,6 +159,8 @@ def test_method_settings_pass_shared_keys_the_constructor_accepts():
     assert "init_sample" not in method_settings(config, "random")
     config["search"]["top_start"] = config["search"]["top_end"] = 50  # weaknas-ei passes them on to weaknas
     assert method_settings(config, "weaknas-ei") == {k: config["search"][k] for k in SHARED_SETTINGS}
+    config["methods"]["weaknas"] = {"init_sample": 20}  # methods.<method> wins over the shared search key
+    assert method_settings(config, "weaknas")["init_sample"] == 20
     config["methods"]["weaknas-ei"] = {"predictor_paramz": {}}
     with pytest.raises(ConfigError, match=r"methods.weaknas-ei.predictor_paramz: not a setting .*'predictor_params'"):
         method_settings(config, "weaknas-ei")

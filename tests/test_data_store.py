@@ -264,3 +264,48 @@ def test_cache_built_without_a_checksum_still_checks_one_given_later(roots):
     assert str(path) in str(info.value)
     good = store.sha256_file(path)  # the right checksum is accepted from the same cache
     store.cached_table(key, path, nb201.convert_csv, schema_version=1, expected_sha256=good)
+
+
+def test_repeated_architecture_is_a_schema_error(roots):
+    path = tiny_csv(roots / "bad.csv", rows=6)  # row 5 is row 0's cell again
+    with pytest.raises(BenchmarkDataError, match="repeats an architecture") as info:
+        convert(path)
+    assert str(path) in str(info.value)
+
+
+def test_only_the_third_seed_column_may_be_empty(roots):
+    """Cells have 2 or 3 training seeds: an empty seed2 is a 2-seed cell, an empty seed1 a broken file."""
+    path = tiny_csv(roots / "bad.csv", rows=2)
+    lines = path.read_text().splitlines()
+    lines[1] = lines[1].replace(",50.0,50.0,50.0,,", ",50.0,50.0,,,", 1)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(BenchmarkDataError, match="'cifar10_valid_valid_acc_seed1' has 1 empty value"):
+        convert(path)
+
+
+def test_empty_text_value_is_a_schema_error(roots):
+    path = roots / "t.csv"
+    path.write_text("name,x\na,1\n,2\n")
+    with pytest.raises(BenchmarkDataError, match="column 'name' has empty value"):
+        store.read_csv_columns(path, numeric=["x"], text=["name"])
+
+
+def test_columns_of_different_lengths_are_rejected(roots):
+    with pytest.raises(BenchmarkDataError, match="column 'b' has 3 rows, expected 2"):
+        store.check_rows(roots / "t.csv", {"a": np.zeros(2), "b": np.zeros(3)}, None)
+
+
+def test_cache_built_without_a_row_count_still_checks_one_given_later(roots):
+    path = tiny_csv(roots / "t.csv", rows=2)
+    convert(path)
+    with pytest.raises(BenchmarkDataError, match="has 2 rows, expected 5"):
+        convert(path, rows=5)
+
+
+def test_tables_in_different_roots_keep_separate_caches(roots):
+    first, second = tiny_csv(roots / "a" / "t.csv", rows=2), tiny_csv(roots / "b" / "t.csv", rows=3)
+    convert(first)
+    convert(second)
+    paths_ = {store.cache_path(store.cache_key("t", p)) for p in (first, second)}
+    assert len(paths_) == 2 and all(p.is_file() for p in paths_)
+    assert store.cache_key("t", os.path.relpath(first)) == store.cache_key("t", first)  # one key per file

@@ -28,6 +28,7 @@ def test_fit_group_equals_separate_fits():
     for g, part in enumerate(parts):
         alone = MLPEnsemble(n_members=2, **SMALL).fit(X[g], y[g], seed=seeds[g])
         np.testing.assert_array_equal(part.n_epochs_, alone.n_epochs_)
+        np.testing.assert_allclose(part.loss_, alone.loss_, rtol=1e-4)
         np.testing.assert_allclose(part.predict(Xp), alone.predict(Xp), atol=1e-5)
         epochs.extend(alone.n_epochs_)
     assert len(set(epochs)) > 1, "test data should make members stop at different epochs"

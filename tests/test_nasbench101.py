@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import hashlib
 import json
 import struct
 
@@ -111,6 +112,7 @@ def test_hash_equal_for_isomorphic_cells():
         (DIAMOND, ["input", C3, MP, C1], "last op output"),
         (DIAMOND, ["input", "conv5x5", MP, "output"], "unknown op"),
         (np.triu(np.ones((7, 7), int), 1), ["input"] + [C3] * 5 + ["output"], "21 edges after pruning"),
+        (np.eye(8, k=1, dtype=int), ["input"] + [C3] * 6 + ["output"], "8 vertices, at most 7"),
     ],
 )
 def test_invalid_cells_are_rejected(matrix, ops, why):
@@ -130,6 +132,20 @@ def test_encoding_of_a_small_cell():
     np.testing.assert_array_equal(feats, expected)
 
 
+def test_encoding_one_hot_covers_every_op():
+    """A 5-vertex chain through conv1x1, maxpool3x3 and conv3x3: each column's op one-hot over (conv1x1,
+    conv3x3, maxpool3x3, output)."""
+    chain = np.eye(5, k=1, dtype=int)
+    padded, padded_ops = nb101.pad_cell(*nb101.canonical(chain, ["input", C1, MP, C3, "output"])[:2])
+    feats = nb101.encode(padded[None], padded_ops[None])[0]
+    expected = [1] + [1, 0, 0, 0]  # column 1: edge 0->1; conv1x1
+    expected += [0, 1] + [0, 0, 1, 0]  # column 2: edge 1->2; maxpool3x3
+    expected += [0, 0, 1] + [0, 1, 0, 0]  # column 3: edge 2->3; conv3x3
+    expected += [0, 0, 0, 1] + [0, 0, 0, 1]  # column 4: edge 3->4; output
+    expected += [0] * (45 - len(expected))
+    np.testing.assert_array_equal(feats, expected)
+
+
 def test_sample_round_trips_and_encoding(sample):
     space = sample.space
     assert sample.name == "nasbench101/cifar10" and len(space) == 292
@@ -139,6 +155,13 @@ def test_sample_round_trips_and_encoding(sample):
         assert space.index_of(space.decode(i)) == i
         assert space.index_of(space.arch_str(i)) == i
         assert space.index_of(space.hashes[i]) == i
+
+
+def test_converted_rows_are_sorted_by_hash(shared_data):
+    """A cell's index is its rank by canonical hash, whatever the record order of the source file."""
+    columns = nb101.convert_naslib_json(shared_data / "nasbench101" / "naslib_zc_nasbench101_500.json")
+    hashes = columns["hash"].tolist()
+    assert len(hashes) == 292 and hashes == sorted(hashes)
 
 
 def test_sample_isomorphic_records_share_parameters(shared_data):
@@ -222,6 +245,17 @@ def test_converted_cache_is_loaded_without_the_tfrecord(tfrecord, cache, tmp_pat
     assert bench.oracle.cost is not None
     noisy = nb101.load_benchmark(data_dir=tmp_path, noisy=True).oracle.for_repeat(1)
     assert all(v in (80, 82, 84, 90, 92, 94) for v in noisy.search.round(6))
+    assert bench.oracle.for_repeat(1) is bench.oracle  # without noisy: the mean labels in every repeat
+
+
+def test_outdated_converted_cache_is_refused(tfrecord, cache, tmp_path):
+    """A cache written by another converter version is not loaded: the error says to convert again."""
+    nb101.convert_tfrecord_to_cache(tfrecord, verify_checksum=False)
+    tfrecord.unlink()
+    columns, meta = store.read_cache(nb101.FULL_KEY)
+    store.write_cache(nb101.FULL_KEY, columns, {**meta, "schema_version": nb101.SCHEMA_VERSION - 1})
+    with pytest.raises(BenchmarkDataError, match="outdated cache"):
+        nb101.load_benchmark(data_dir=tmp_path)
 
 
 def test_tfrecord_checksum_is_checked(tfrecord, cache):
@@ -320,3 +354,61 @@ def test_hash_invariant_under_random_topological_relabelling():
             assert nb101.canonical(pruned, changed)[2] != digest
         checked += 1
 
+
+
+def _reference_hash(matrix: np.ndarray, ops: list[str]) -> str:
+    """NAS-Bench-101's ``ModelSpec.hash_spec``, transcribed from ``nasbench/lib/model_spec.py`` and
+    ``graph_util.hash_module``: labels index config['available_ops'] = (conv3x3, conv1x1, maxpool3x3),
+    input -1, output -2; per-vertex md5 of (out-degree, in-degree, label), refined once per vertex."""
+    available = ["conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3"]
+    labeling = [-1] + [available.index(op) for op in ops[1:-1]] + [-2]
+    vertices = np.shape(matrix)[0]
+    hashes = [hashlib.md5(str(h).encode("utf-8")).hexdigest()
+              for h in zip(np.sum(matrix, axis=1).tolist(), np.sum(matrix, axis=0).tolist(), labeling)]
+    for _ in range(vertices):
+        new_hashes = []
+        for v in range(vertices):
+            in_neighbors = [hashes[w] for w in range(vertices) if matrix[w, v]]
+            out_neighbors = [hashes[w] for w in range(vertices) if matrix[v, w]]
+            text = "".join(sorted(in_neighbors)) + "|" + "".join(sorted(out_neighbors)) + "|" + hashes[v]
+            new_hashes.append(hashlib.md5(text.encode("utf-8")).hexdigest())
+        hashes = new_hashes
+    return hashlib.md5(str(sorted(hashes)).encode("utf-8")).hexdigest()
+
+
+def test_hash_is_nasbench101s_own():
+    """The canonical hash is NAS-Bench-101's (what its tfrecord keys cells by), not merely an isomorphism
+    invariant: the README's Inception-like cell and random valid cells hash as the reference does."""
+    inception = np.array([[0, 1, 1, 1, 0, 1, 0], [0, 0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 1, 0, 0],
+                          [0, 0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 0, 0]])
+    cells = [(inception, ["input", C1, C3, C3, C3, MP, "output"])]
+    rng = np.random.default_rng(3)
+    while len(cells) < 20:
+        matrix = np.triu(rng.integers(0, 2, (7, 7)), 1)
+        ops = ["input", *(nb101.OPS[v] for v in rng.integers(1, 4, 5)), "output"]
+        try:
+            nb101.canonical(matrix, ops)
+        except UnknownArchitectureError:
+            continue
+        cells.append((matrix, ops))
+    for matrix, ops in cells:
+        pruned, pops, digest = nb101.canonical(matrix, ops)
+        assert digest == _reference_hash(pruned, [nb101.OPS[op] for op in pops])
+
+
+def test_mutate_changes_inner_ops_only_and_each_of_them(monkeypatch):
+    """In the pool of every 7-vertex chain (all 3^5 inner-op choices), a mutation without edge flips is an op
+    change: it touches inner vertices only (1..5, never input or output), and each of them over a few seeds."""
+    import itertools
+
+    chain = np.eye(7, k=1, dtype=int)
+    cells = [nb101.canonical(chain, [0, *inner, 4]) for inner in itertools.product((1, 2, 3), repeat=5)]
+    space = nb101.NASBench101Space(np.array([h for *_, h in cells]), np.stack([m for m, *_ in cells]),
+                                   np.stack([np.array(o, dtype=np.int8) for _, o, _ in cells]))  # fmt: skip
+    monkeypatch.setattr(space, "nearest", lambda *args: -1)  # no stand-ins: only real mutations count
+    changed = set()
+    for seed in range(40):
+        child = space.mutate(0, np.random.default_rng(seed))
+        if child >= 0:
+            changed |= set(np.flatnonzero(space.ops[child] != space.ops[0]).tolist())
+    assert changed == {1, 2, 3, 4, 5}

@@ -158,3 +158,80 @@ def test_repeated_and_cached_loads_are_fast_and_equal(shared_data, tmp_path, mon
 def test_unknown_dataset():
     with pytest.raises(ConfigError, match="ImageNet16-120"):
         nb201.load_benchmark("imagenet")
+
+
+def test_mutate_in_the_full_table_never_falls_back(monkeypatch):
+    """Every one-edge mutant is in the full table, so mutate returns it, index 0 included, never a
+    nearest-cell stand-in."""
+    space = synthetic_space()
+    monkeypatch.setattr(space, "nearest", lambda *args: pytest.fail("nearest-cell fallback used in the full table"))
+    neighbours = np.flatnonzero((space.ops != space.ops[0]).sum(axis=1) == 1)  # the 24 cells one edge from cell 0
+    assert len(neighbours) == 24
+    children = [space.mutate(int(index), np.random.default_rng(seed)) for index in neighbours for seed in range(10)]
+    assert 0 in children
+
+
+def test_space_rejects_op_ids_out_of_range():
+    for bad in (-1, len(nb201.OPS)):
+        with pytest.raises(ValueError, match="op ids"):
+            nb201.NASBench201Space(np.full((1, 6), bad))
+
+
+def test_table_columns_are_read_only(shared_data):
+    table = nb201.load_table(shared_data)
+    assert table and not any(column.flags.writeable for column in table.values())
+    assert not nb201.load_benchmark("cifar10", data_dir=shared_data).space.features.flags.writeable
+
+
+def test_changed_file_is_not_served_from_the_per_process_cache(shared_data, tmp_path, monkeypatch):
+    """The per-process cache is keyed by the file's size and mtime: a file changed after a load is checked
+    again (here: its checksum no longer matches), not answered from memory."""
+    import shutil
+
+    from weaknas_ray.exceptions import BenchmarkDataError
+
+    monkeypatch.setenv("WEAKNAS_CACHE", str(tmp_path / "cache"))
+    copy = tmp_path / "data" / "nasbench201" / "nb201_200ep.csv"
+    copy.parent.mkdir(parents=True)
+    shutil.copyfile(shared_data / "nasbench201" / "nb201_200ep.csv", copy)
+    assert len(nb201.load_table(tmp_path / "data")["ops"]) == 15625
+    with open(copy, "a") as handle:
+        handle.write("\n")
+    with pytest.raises(BenchmarkDataError, match="checksum mismatch"):
+        nb201.load_table(tmp_path / "data")
+
+
+def test_noisy_draw_is_uniform_over_each_cells_available_seeds():
+    """Cells missing one of 3 seeds (NaN, in any position) draw each of their 2 seeds about half the time;
+    reported values and costs are the mean-label oracle's."""
+    from weaknas_ray.benchmarks.tabular import SeededTableOracle
+
+    patterns = np.array([[1.0, 2.0, np.nan], [np.nan, 2.0, 3.0], [1.0, np.nan, 3.0]])
+    seeds = np.tile(patterns, (10000, 1))
+    n = len(seeds)
+    oracle = SeededTableOracle(np.nanmean(seeds, axis=1), np.arange(n, dtype=float), np.full(n, 7.0), seed_search=seeds)
+    drawn = oracle.for_repeat(0)
+    for p, row in enumerate(patterns):
+        got = drawn.search[p::3]
+        available = row[~np.isnan(row)]
+        shares = np.array([(got == v).mean() for v in available])
+        assert shares.sum() == 1.0 and np.all(np.abs(shares - 0.5) < 0.02), (row, shares)
+    np.testing.assert_array_equal(drawn.reported, oracle.reported)
+    np.testing.assert_array_equal(drawn.cost, oracle.cost)
+    with pytest.raises(ValueError, match="seed_search has 2 rows"):
+        SeededTableOracle(np.zeros(3), np.zeros(3), seed_search=np.zeros((2, 3)))
+
+
+def test_mutate_picks_edge_and_new_op_uniformly():
+    """One edge chosen uniformly, changed to one of the 4 other ops uniformly (shift 1..4 mod 5)."""
+    space = synthetic_space()
+    rng = np.random.default_rng(0)
+    edges, shifts = [], []
+    for index in rng.integers(0, len(space), 6000):
+        parent = np.array(space.decode(int(index)))
+        child = np.array(space.decode(space.mutate(int(index), rng)))
+        (edge,) = np.flatnonzero(child != parent)
+        edges.append(edge)
+        shifts.append((child[edge] - parent[edge]) % 5)
+    assert np.all(np.abs(np.bincount(edges, minlength=6) / 6000 - 1 / 6) < 0.02)
+    assert np.all(np.abs(np.bincount(shifts, minlength=5)[1:] / 6000 - 1 / 4) < 0.02)

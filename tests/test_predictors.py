@@ -87,6 +87,35 @@ class PredictorContract:
         X, y = _toy()
         assert self.make().fit(X[:1], y[:1], seed=0).predict(X).shape == (1, len(X))
 
+    def test_member_i_is_the_single_fit_with_seed_plus_i(self):
+        """The base contract: ``seed`` seeds member ``i`` with ``seed + i``."""
+        X, y = _toy()
+        pred = self.make(n_members=2).fit(X, y, seed=5).predict(X)
+        singles = np.concatenate([self.make().fit(X, y, seed=5 + i).predict(X) for i in range(2)])
+        np.testing.assert_allclose(pred, singles, atol=1e-4)
+
+    def test_column_targets_and_float64_inputs_are_converted(self):
+        """y of shape (n, 1) and float64 X / y are accepted and give the model of float32 (n, d) / (n,)."""
+        X, y = _toy()
+        want = self.make().fit(X, y, seed=0).predict(X)
+        model = self.make().fit(X.astype(np.float64), y.astype(np.float64)[:, None], seed=0)
+        np.testing.assert_array_equal(model.predict(X.astype(np.float64)), want)
+
+    def test_empty_or_non_finite_training_data_raises(self):
+        X, y = _toy()
+        with pytest.raises(ConfigError, match="n >= 1"):
+            self.make().fit(X[:0], y[:0], seed=0)
+        bad = X.copy()
+        bad[3, 2] = np.inf
+        with pytest.raises(ConfigError, match="finite"):
+            self.make().fit(bad, y, seed=0)
+
+    @pytest.mark.parametrize("bad", [0, True])
+    def test_class_constructor_checks_member_count(self, bad):
+        """Built directly (not through make_predictor's argument checks) the class still rejects it."""
+        with pytest.raises(ConfigError, match="n_members"):
+            predictor_class(self.name)(n_members=bad, **self.params)
+
 
 # NOTE: one torch thread: on 2 shared cores, OpenMP threads on tiny matrices are 10x slower.
 SMALL = {"hidden": (32, 32), "max_epochs": 40, "lr": 1e-2, "threads": 1}
@@ -109,17 +138,20 @@ class TestGBTContract(PredictorContract):
 
 # --- the torch MLP: exactly sklearn's training, batched -------------------------------------------
 
-def test_mlp_ensemble_equals_separate_fits():
-    """Member i of a batched E=3 fit is the E=1 fit with seed + i, even when members stop at different epochs."""
+@pytest.mark.parametrize("seed", [7, 3])  # members stop last-first (7: 36, 35, 32 epochs) and first-first (3: 16, 17, 29)
+def test_mlp_ensemble_equals_separate_fits(seed):
+    """Member i of a batched E=3 fit is the E=1 fit with seed + i (epochs, last loss, predictions), even when
+    members stop at different epochs."""
     from weaknas_ray.predictors.mlp import MLPEnsemble
 
     X, y = _toy(n=250)
     params = {**SMALL, "tol": 1e-3, "n_iter_no_change": 3}
-    batched = MLPEnsemble(n_members=3, **params).fit(X, y, seed=7)
-    singles = [MLPEnsemble(**params).fit(X, y, seed=7 + i) for i in range(3)]
+    batched = MLPEnsemble(n_members=3, **params).fit(X, y, seed=seed)
+    singles = [MLPEnsemble(**params).fit(X, y, seed=seed + i) for i in range(3)]
     assert len(set(batched.n_epochs_)) > 1, "test data should make members stop at different epochs"
     np.testing.assert_array_equal(batched.n_epochs_, [s.n_epochs_[0] for s in singles])
     np.testing.assert_allclose(batched.predict(X), np.concatenate([s.predict(X) for s in singles]), atol=1e-4)
+    np.testing.assert_allclose(batched.loss_, [s.loss_[0] for s in singles], rtol=1e-4)
 
 
 def test_mlp_different_seeds_differ():
@@ -314,6 +346,84 @@ def test_adam_step_is_sklearns_formula():
             params[i] = params[i] - 1e-3 * np.sqrt(1 - 0.999**t) / (1 - 0.9**t) * m[i] / (np.sqrt(v[i]) + 1e-8)
     for got, want in zip(state["params"], params):
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-12)
+
+
+def test_mlp_state_rebuilds_on_cpu_whatever_device_it_was_fitted_on():
+    """from_state rebuilds on CPU (chunk tasks have no GPU) even from a state fitted on a CUDA device."""
+    from weaknas_ray.predictors.mlp import MLPEnsemble
+
+    X, y = _toy()
+    model = MLPEnsemble(n_members=2, **SMALL).fit(X, y, seed=1)
+    state = model.get_state()
+    state["params"] = {**state["params"], "device": "cuda"}  # as a GPU actor would ship it
+    rebuilt = MLPEnsemble.from_state(state)
+    assert rebuilt.device == "cpu"
+    np.testing.assert_array_equal(rebuilt.predict(X), model.predict(X))
+
+
+def test_mlp_fit_restores_the_torch_thread_count():
+    """``threads`` applies during fit/predict only; the process setting is restored afterwards."""
+    import torch
+
+    from weaknas_ray.predictors.mlp import MLPEnsemble
+
+    X, y = _toy(n=20)
+    before = torch.get_num_threads()
+    model = MLPEnsemble(hidden=(4,), max_epochs=2, threads=before + 1).fit(X, y, seed=0)
+    assert torch.get_num_threads() == before
+    model.predict(X)
+    assert torch.get_num_threads() == before
+
+
+def test_mlp_constructor_rejects_zero_threads_and_epochs():
+    """The class's own checks name the parameter (not only make_predictor's)."""
+    from weaknas_ray.predictors.mlp import MLPEnsemble
+
+    for name in ("threads", "max_epochs"):
+        with pytest.raises(ConfigError, match=name):
+            MLPEnsemble(hidden=(4,), **{name: 0})
+
+
+# --- the scikit-learn backed predictors --------------------------------------------------------------
+
+def test_sklearn_mlp_is_mlpregressor_in_float64_with_member_seeds():
+    """Member i is ``MLPRegressor(hidden, max_iter, learning_rate_init, alpha, random_state=seed + i)`` fitted
+    on float64 data, prediction for prediction; stopping at the epoch budget warns nothing."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPRegressor
+
+    X, y = _toy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model = make_predictor("sklearn-mlp", n_members=2, hidden=(16,), max_epochs=7, lr=0.02, alpha=0.3).fit(X, y, seed=4)
+    X64 = X.astype(np.float64)
+    for i in range(2):
+        ref = MLPRegressor(hidden_layer_sizes=(16,), max_iter=7, learning_rate_init=0.02, alpha=0.3, random_state=4 + i)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            ref.fit(X64, y.astype(np.float64))
+        np.testing.assert_array_equal(model.predict(X)[i], ref.predict(X64).astype(np.float32))
+
+
+def test_gbt_settings_reach_the_trees():
+    """n_rounds=1 and learning_rate=1: one tree added in full. At depth 1 it is a stump (two values); at
+    the published depth 20 with one-sample leaves it reproduces every training target."""
+    X, y = _toy()
+    stump = make_predictor("gbt", max_depth=1, n_rounds=1, learning_rate=1.0).fit(X, y, seed=0).predict(X)[0]
+    assert len(np.unique(stump)) == 2
+    deep = make_predictor("gbt", max_depth=20, n_rounds=1, learning_rate=1.0).fit(X, y, seed=0).predict(X)[0]
+    np.testing.assert_allclose(deep, y, atol=1e-5)
+
+
+def test_gbt_feature_subsampling_makes_members_differ():
+    """With max_features < 1 each member's seed picks the features its splits consider, so members differ
+    (what EI needs for spread); one feature per split makes the stumps of 4 members not all alike."""
+    X, y = _toy()
+    model = make_predictor("gbt", n_members=4, max_depth=1, n_rounds=1, learning_rate=1.0, max_features=1 / 12)
+    pred = model.fit(X, y, seed=0).predict(X)
+    assert len({p.tobytes() for p in pred}) > 1
 
 
 def test_mlp_bfloat16_keeps_the_ranking():
