@@ -13,6 +13,19 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "benchmarks_data"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _fresh_cache(tmp_path_factory):
+    """Every session converts the benchmark files itself into its own cache folder (tests may narrow it
+    further), so a cache left by other code on this machine can neither hide a bug nor break a test."""
+    old = os.environ.get("WEAKNAS_CACHE")
+    os.environ["WEAKNAS_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("WEAKNAS_CACHE")
+    else:
+        os.environ["WEAKNAS_CACHE"] = old
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The real benchmark data beside the checkout (``../shared/benchmarks_data``); skips where absent."""
