@@ -11,11 +11,6 @@ from weaknas_ray.ofa import arch
 from weaknas_ray.spaces.ofa_mbv3 import OFAMobileNetV3Space
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("WEAKNAS_CACHE", str(tmp_path / "cache"))
-
-
 @pytest.fixture(scope="module")
 def predictor(shared_data):
     from weaknas_ray.ofa.surrogate import AccuracyPredictor, locate_predictor

@@ -36,11 +36,6 @@ def tiny_imagenet(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("WEAKNAS_CACHE", str(tmp_path / "cache"))
-
-
 def test_decoding_follows_torchvisions_resize_and_center_crop(tmp_path):
     """OFA evaluates with torchvision's Resize(ceil(64 / 0.875) = 74) and CenterCrop(64): an 80 x 57 image
     becomes int(74 * 80 / 57) = 103 x 74, cropped at round(39 / 2) = 20 (round half to even), round(10 / 2) = 5."""
