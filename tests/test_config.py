@@ -57,6 +57,14 @@ def test_published_configs_use_published_settings():
     assert ei["methods"]["weaknas-ei"]["n_members"] == 5 and ei["benchmark"]["dataset"] == "cifar100"
 
 
+@pytest.mark.parametrize("name", ["nb101_uniform", "nb101_ei", *(f"nb201_{d}_{v}" for d in ("cifar10", "cifar100", "imagenet16") for v in ("uniform", "ei"))])
+def test_published_configs_z_score_by_the_pool(name):
+    """The published commands z-score targets by the whole pool's statistics, as the published code does."""
+    config = load_config(CONFIGS / f"{name}.yaml")
+    (method,) = config["search"]["methods"]
+    assert config["methods"][method]["target_scaling"] == "pool"
+
+
 def test_file_merges_over_base_and_benchmark_section_replaces(tmp_path):
     config = load_config(write(tmp_path, "benchmark: {name: nasbench101}\nsearch: {repeats: 7}\n"))
     assert config["benchmark"] == {"name": "nasbench101"}
@@ -74,6 +82,11 @@ def test_overrides_win_over_the_file_and_none_keeps_its_value(tmp_path):
     path = write(tmp_path, "search: {repeats: 7, max_sample: 40}\n")
     config = load_config(path, overrides={"search.repeats": 2, "search.max_sample": None})
     assert config["search"]["repeats"] == 2 and config["search"]["max_sample"] == 40
+
+
+@pytest.mark.parametrize("stop", [True, False, "reported", "search"])
+def test_stop_at_optimum_takes_either_optimum(stop):
+    assert load_config(overrides={"search.stop_at_optimum": stop})["search"]["stop_at_optimum"] == stop
 
 
 def test_boundary_values_are_accepted(tmp_path):
@@ -123,6 +136,8 @@ def test_loaded_configs_share_no_state():
         ("ray: {cpus_per_repeat: 0}\n", "ray.cpus_per_repeat: expected > 0"),
         ("output: null\n", "output: must be set"),
         ("search: 3\n", "search: expected a mapping"),
+        ("search: {stop_at_optimum: test}\n", "search.stop_at_optimum: expected true, false, reported or search, got 'test'"),
+        ("search: {stop_at_optimum: 1}\n", "search.stop_at_optimum: expected bool or str, got int"),
     ],
 )
 def test_malformed_configs_name_the_key(tmp_path, text, key):

@@ -47,6 +47,24 @@ def test_stop_at_optimum_stops_after_the_batch_that_finds_it(table):
     assert stopped.equals(full.iloc[: len(stopped)].assign(elapsed_s=stopped["elapsed_s"]))
 
 
+def test_stop_at_the_search_optimum_when_it_is_not_the_reported_one():
+    """``stop_at_optimum="search"`` ends a repeat at the best search value's architecture, here a cell
+    whose reported value is not the best (as on NAS-Bench-201 ImageNet16-120); ``"reported"`` (and
+    ``True``) at the best reported one; anything else is refused."""
+    search = np.arange(N, dtype=float)
+    reported = search.copy()
+    reported[[N - 1, 0]] = reported[[0, N - 1]]  # the best search cell reports the worst value
+    space, oracle = ArraySpace(np.eye(N)), TableOracle(search, reported)
+    assert oracle.search_optimum_indices.tolist() == [N - 1] and oracle.optimum_indices.tolist() == [0]
+    full = run_repeat(RandomSearch(space, max_sample=N, seed=3, batch_size=5), oracle)
+    order = full["arch_index"].tolist()
+    for stop, target in (("search", N - 1), ("reported", 0), (True, 0)):
+        rows = run_repeat(RandomSearch(space, max_sample=N, seed=3, batch_size=5), oracle, stop_at_optimum=stop)
+        assert len(rows) == (order.index(target) // 5 + 1) * 5, stop
+    with pytest.raises(WeakNASError, match="expected one of reported, search, false; got 'test'"):
+        run_repeat(RandomSearch(space, max_sample=5, seed=0), oracle, stop_at_optimum="test")
+
+
 def test_stop_at_optimum_needs_a_known_optimum(table):
     space, _ = table
 
@@ -54,8 +72,10 @@ def test_stop_at_optimum_needs_a_known_optimum(table):
         def evaluate(self, indices):
             return TableOracle(np.zeros(N)).evaluate(indices)
 
-    with pytest.raises(WeakNASError, match="optimum indices"):
+    with pytest.raises(WeakNASError, match="reported optimum indices"):
         run_repeat(RandomSearch(space, max_sample=5, seed=0), Blind(), stop_at_optimum=True)
+    with pytest.raises(WeakNASError, match="search optimum indices"):
+        run_repeat(RandomSearch(space, max_sample=5, seed=0), Blind(), stop_at_optimum="search")
     df = run_repeat(RandomSearch(space, max_sample=5, seed=0), Blind())
     assert "cost" not in df.columns and len(df) == 5
 

@@ -164,13 +164,17 @@ def test_summary_checkpoints_and_queries_to_optimum():
     )
     frame["flops_m"] = frame["arch_index"] * 10.0  # a space's own column
     final = pd.DataFrame({"method": ["a", "a"], "repeat": [0, 1], "reported_value": [1.0, 0.5], "already_queried": [True, False]})
-    summary = summarize(frame, final, max_sample=20, optimum_indices=[19], optimum_reported=1.0)
+    summary = summarize(frame, final, max_sample=20, optimum_indices=[19], optimum_reported=1.0,
+                        search_optimum_indices=[18, 3])
     s = summary["methods"]["a"]
     assert s["repeats"] == 2 and s["seeds"] == [0, 1]
     assert set(s["best_reported_at"]) == {"10", "20"}
     assert s["best_reported_at"]["10"]["mean"] == pytest.approx((values[9] + 1.0) / 2)
     assert s["best_reported_at"]["20"] == {"mean": 1.0, "std": 0.0}
     assert s["queries_to_optimum"] == {"mean": 10.5, "median": 10.5, "share_found": 1.0}
+    assert s["queries_to_search_optimum"] == {"mean": 3.0, "median": 3.0, "share_found": 1.0}  # 4th and 2nd query
+    assert "reported optimum: found, q mean/med" in summary_table(summary)
+    assert "100%, 3.0 / 3" in summary_table(summary) and "100%, 10.5 / 10.5" in summary_table(summary)
     assert s["final_top1"]["reported"]["mean"] == 0.75 and s["final_top1"]["share_already_queried"] == 0.5
     np.testing.assert_array_equal(queries_to_optimum(frame, [999]), [np.nan, np.nan])
     assert summary["per_repeat"] == [

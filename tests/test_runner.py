@@ -234,10 +234,10 @@ def test_fractional_gpus_share_logical_gpus(ray_session, tmp_path):
         run_search(config, benchmark=fake_benchmark(), progress=False, report=False, echo=lambda *_: None)
 
 
-@pytest.mark.parametrize("ei", ["faithful", "corrected"])
-def test_faithful_ei_gets_the_pool_statistics(ei):
-    """Faithful EI's ranking depends on how targets are z-scored: the runner hands it the pool's mean and
-    std, as the published code used; corrected EI keeps the training set's."""
+@pytest.mark.parametrize("scaling", ["pool", "train"])
+def test_the_runner_hands_predictor_methods_the_pool_statistics(scaling):
+    """The runner passes the oracle's pool mean and std to methods that score the pool, so
+    ``target_scaling: pool`` z-scores by them, as the published code did; ``train`` ignores them."""
     from weaknas_ray.drivers.ray_runner import RepeatTask, run_repeats
     from weaknas_ray.engine import weaknas as weaknas_module
 
@@ -249,15 +249,16 @@ def test_faithful_ei_gets_the_pool_statistics(ei):
         fits.append(original(self, z))
         return fits[-1]
 
-    settings = {**TINY_MLP, "ei": ei, "n_members": 2}
+    settings = {**TINY_MLP, "ei": "faithful", "n_members": 2, "target_scaling": scaling}
     task = RepeatTask("weaknas-ei", 0, 3, 20, settings)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(weaknas_module.WeakNAS, "_fit_data", spy)
         run_repeats(bench, [task])
     search = bench.oracle.search
+    assert fits
     for data in fits:
         seen = search[data.indices]
-        expected = (search.mean(), search.std()) if ei == "faithful" else (seen.mean(), seen.std())
+        expected = (search.mean(), search.std()) if scaling == "pool" else (seen.mean(), seen.std())
         np.testing.assert_allclose((data.mean, data.std), expected)
 
 

@@ -97,20 +97,21 @@ def test_final_prediction_fits_on_every_query(fixed):
     assert opt.final_prediction() is top and len(fixed) == 4  # fitted once
 
 
-@pytest.mark.parametrize("pool_stats", [False, True])
-def test_ei_takes_the_k_best_unevaluated_by_ei(fixed, pool_stats):
-    opt = WeakNASEI(space(), max_sample=40, seed=0, ei="faithful")
+@pytest.mark.parametrize("scaling", ["train", "pool", "initial"])
+def test_ei_takes_the_k_best_unevaluated_by_ei(fixed, scaling):
+    """Targets and incumbent are z-scored by the statistics ``target_scaling`` names: the training set's,
+    the whole pool's (published) or iteration 0's random sample's."""
     oracle = TableOracle(VALUES)
-    assert opt.wants_pool_stats
-    if pool_stats:  # what the runner does for faithful EI: z-score by the whole pool, as published
-        opt.target_stats = oracle.search_stats
+    opt = WeakNASEI(space(), max_sample=40, seed=0, ei="faithful", target_scaling=scaling, pool_stats=oracle.search_stats)
     run_repeat(opt, oracle)
     hist = np.asarray(opt.history.indices)
+    first = VALUES[hist[:10]]
     for z, model in enumerate(fixed, start=1):
         assert model.n_members == 5 and model.seed_ == z * 5
         seen = hist[: 10 * z]
         y = VALUES[seen]
-        mean, std = (VALUES.mean(), VALUES.std()) if pool_stats else (y.mean(), y.std())
+        mean, std = {"train": (y.mean(), y.std()), "pool": (VALUES.mean(), VALUES.std()),
+                     "initial": (first.mean(), first.std())}[scaling]
         np.testing.assert_allclose(model.y_, (y - mean) / std, rtol=1e-5)
         mu, sd = ensemble_mean_sd(model.predict(np.eye(N)))
         score = log_expected_improvement(mu, sd, incumbent((y - mean) / std, "faithful"))
@@ -280,11 +281,13 @@ def test_ei_with_keep_old_top_keeps_every_query(fixed):
         np.testing.assert_array_equal(np.sort(_trained_on(model)), np.sort(df["arch_index"][df["iteration"] < z]))
 
 
-def test_only_faithful_ei_asks_for_the_pool_statistics():
-    """Drivers hand pool statistics only where the ranking depends on them (faithful EI)."""
-    assert WeakNASEI(space(), 30, 0, ei="faithful").wants_pool_stats
-    assert not WeakNASEI(space(), 30, 0, ei="corrected").wants_pool_stats
-    assert not WeakNAS(space(), 30, 0).wants_pool_stats
+def test_pool_scaling_needs_the_pool_statistics():
+    """``target_scaling: pool`` on an oracle that does not know its pool is refused at construction,
+    pointing at ``initial``; an unknown scaling names the choices."""
+    with pytest.raises(ConfigError, match="target_scaling: 'pool' needs the pool's mean and std.*'initial'"):
+        WeakNAS(space(), 30, 0, target_scaling="pool")
+    with pytest.raises(ConfigError, match=r"target_scaling: unknown 'whole'; choose one of \['pool', 'initial', 'train'\]"):
+        WeakNAS(space(), 30, 0, target_scaling="whole", pool_stats=(0.0, 1.0))
 
 
 def test_ei_incumbent_is_the_best_of_every_query_whatever_the_training_set(fixed):

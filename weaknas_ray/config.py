@@ -92,7 +92,11 @@ def _fraction_or_whole(v: float) -> str | None:
     return None if v >= 0 and (v <= 1 or float(v).is_integer()) else "0..1 or a whole number of GPUs"
 
 
-_INT, _NUM, _STR, _BOOL = (int,), (int, float), (str,), (bool,)
+def _stop_choice(v: bool | str) -> str | None:
+    return None if isinstance(v, bool) or v in ("reported", "search") else "true, false, reported or search"
+
+
+_INT, _NUM, _STR = (int,), (int, float), (str,)
 
 SCHEMA: dict[str, Any] = {
     "name": Field(_STR),
@@ -102,7 +106,7 @@ SCHEMA: dict[str, Any] = {
         "repeats": Field(_INT, check=at_least(1)),
         "seed": Field(_INT, check=at_least(0)),
         "max_sample": Field(_INT, check=at_least(1)),
-        "stop_at_optimum": Field(_BOOL),
+        "stop_at_optimum": Field((bool, str), check=_stop_choice),
         "init_sample": Field(_INT, check=at_least(1)),
         "sample_each_iter": Field(_INT, check=at_least(1)),
         "top_start": Field(_INT, check=at_least(1)),
@@ -310,7 +314,7 @@ def check_fields(node: Any, schema: dict[str, Any], prefix: str) -> None:
 # search-section keys handed to every method whose constructor takes them
 SHARED_SETTINGS = ("init_sample", "sample_each_iter", "top_start", "top_end", "top_decay")
 # constructor arguments a config does not set: the runner passes them
-METHOD_HIDDEN = ("self", "space", "max_sample", "seed", "pool_scorer")
+METHOD_HIDDEN = ("self", "space", "max_sample", "seed", "pool_scorer", "pool_stats")
 
 
 def method_settings(config: dict[str, Any], method: str) -> dict[str, Any]:

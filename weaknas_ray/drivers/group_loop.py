@@ -27,7 +27,7 @@ def run_group(
     optimizers: list[Optimizer],
     oracles: list,
     *,
-    stop_at_optimum: bool = False,
+    stop_at_optimum: bool | str = False,
     on_batch: Callable | None = None,
 ) -> list:
     """Run the repeats in lockstep until every one has spent its budget (or found the optimum).

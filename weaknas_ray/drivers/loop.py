@@ -30,7 +30,7 @@ def run_repeat(
     optimizer: Optimizer,
     oracle,
     *,
-    stop_at_optimum: bool = False,
+    stop_at_optimum: bool | str = False,
     on_batch: Callable | None = None,
 ):
     """Ask, evaluate, tell until the optimizer's budget is spent.
@@ -38,8 +38,9 @@ def run_repeat(
     Args:
         optimizer: a fresh optimizer (nothing asked or told yet).
         oracle: an :class:`~weaknas_ray.spaces.Oracle` of the optimizer's space.
-        stop_at_optimum: stop after the batch that evaluates any of ``oracle.optimum_indices``
-            (for "queries until the global optimum").
+        stop_at_optimum: stop after the batch that evaluates a global optimum (for "queries until the
+            global optimum"): ``"reported"`` (or ``True``) any of ``oracle.optimum_indices``, ``"search"``
+            any of ``oracle.search_optimum_indices``; ``False`` never.
         on_batch: called with each batch's rows (a DataFrame) right after the batch is told.
 
     Returns:
@@ -54,6 +55,27 @@ def run_repeat(
     return log.frame()
 
 
+STOP_AT_OPTIMUM = ("reported", "search")
+
+
+def optimum_targets(oracle, stop_at_optimum: bool | str) -> np.ndarray | None:
+    """The indices whose evaluation ends a repeat under ``stop_at_optimum`` (see :func:`run_repeat`);
+    ``None`` when it never stops early.
+
+    Raises:
+        WeakNASError: an unknown value, or an oracle that does not know that optimum.
+    """
+    if stop_at_optimum is False or stop_at_optimum is None:
+        return None
+    which = "reported" if stop_at_optimum is True else stop_at_optimum
+    if which not in STOP_AT_OPTIMUM:
+        raise WeakNASError(f"stop_at_optimum: expected one of reported, search, false; got {stop_at_optimum!r}")
+    targets = oracle.optimum_indices if which == "reported" else oracle.search_optimum_indices
+    if targets is None:
+        raise WeakNASError(f"stop_at_optimum: {type(oracle).__name__} does not know its {which} optimum indices")
+    return targets
+
+
 class RepeatLog:
     """The rows of one repeat: evaluates each asked batch, tells it, and records its rows.
 
@@ -66,14 +88,10 @@ class RepeatLog:
         on_batch: as in :func:`run_repeat`.
     """
 
-    def __init__(self, oracle, *, stop_at_optimum: bool = False, on_batch: Callable | None = None):
+    def __init__(self, oracle, *, stop_at_optimum: bool | str = False, on_batch: Callable | None = None):
         self.oracle = oracle
         self.on_batch = on_batch
-        self.targets = None
-        if stop_at_optimum:
-            self.targets = oracle.optimum_indices
-            if self.targets is None:
-                raise WeakNASError(f"stop_at_optimum: {type(oracle).__name__} does not know its optimum indices")
+        self.targets = optimum_targets(oracle, stop_at_optimum)
         self.start = time.perf_counter()
         self.batches = []
         self.best_search = self.best_reported = -np.inf

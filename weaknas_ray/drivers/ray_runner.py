@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from weaknas_ray.config import method_settings
+from weaknas_ray.drivers.loop import optimum_targets
 from weaknas_ray.exceptions import ConfigError, WeakNASError
 from weaknas_ray.results.aggregate import counted
 from weaknas_ray.results.records import RunStore
@@ -109,14 +110,13 @@ def run_repeats(benchmark, tasks: list[RepeatTask], pool_scorer=None, on_batch: 
     space = benchmark.space
     oracles = [benchmark.oracle.for_repeat(task.seed) for task in tasks]
     optimizers = []
-    for task in tasks:
+    for task, oracle in zip(tasks, oracles):
         settings = dict(task.settings)
         if pool_scorer is not None and method_class(task.method).scores_pool:
             settings["pool_scorer"] = pool_scorer
+        if method_class(task.method).scores_pool:
+            settings["pool_stats"] = oracle.search_stats  # None where the oracle does not know the pool
         optimizers.append(make_optimizer(task.method, space, task.max_sample, task.seed, **settings))
-    for optimizer, oracle in zip(optimizers, oracles):
-        if getattr(optimizer, "wants_pool_stats", False):
-            optimizer.target_stats = oracle.search_stats  # None where the oracle does not know the pool
     stop = tasks[0].stop_at_optimum
     if len(tasks) == 1:
         rows = [run_repeat(optimizers[0], oracles[0], stop_at_optimum=stop, on_batch=on_batch)]
@@ -243,15 +243,17 @@ def check_methods(config: dict[str, Any], benchmark) -> None:
     Raises:
         ConfigError: naming the key (``search.max_sample``, ``methods.<m>...``).
     """
-    from weaknas_ray.engine import make_optimizer
+    from weaknas_ray.engine import make_optimizer, method_class
 
     search, n_pool = config["search"], len(benchmark.space)
     if search["max_sample"] > n_pool:
         raise ConfigError(f"search.max_sample: {search['max_sample']} exceeds the pool of {n_pool} architectures")
     for method in search["methods"]:
+        settings = method_settings(config, method)
+        if method_class(method).scores_pool:
+            settings["pool_stats"] = benchmark.oracle.search_stats
         try:
-            optimizer = make_optimizer(method, benchmark.space, search["max_sample"], search["seed"],
-                                       **method_settings(config, method))
+            optimizer = make_optimizer(method, benchmark.space, search["max_sample"], search["seed"], **settings)
             if hasattr(optimizer, "new_predictor"):
                 optimizer.new_predictor()
         except WeakNASError as exc:
@@ -325,8 +327,10 @@ def run_search(
     benchmark = benchmark if benchmark is not None else load_configured_benchmark(config)
     oracle = benchmark.oracle
     check_methods(config, benchmark)
-    if config["search"]["stop_at_optimum"] and oracle.optimum_indices is None:
-        raise ConfigError("search.stop_at_optimum: the benchmark's oracle does not know its optimum")
+    try:
+        optimum_targets(oracle, config["search"]["stop_at_optimum"])
+    except WeakNASError as exc:
+        raise ConfigError(f"search.{exc}") from None
     store.prepare(config, _meta(benchmark))
     done = store.finished()
     tasks = plan_tasks(config, done)
@@ -360,12 +364,18 @@ def run_search(
 
 
 def _meta(benchmark) -> dict[str, Any]:
-    optimum, indices = benchmark.oracle.optimum, benchmark.oracle.optimum_indices
+    oracle = benchmark.oracle
+    optimum = oracle.optimum
+
+    def listed(indices):
+        return None if indices is None else [int(i) for i in indices]
+
     return {
         "benchmark": benchmark.name,
         "pool_size": len(benchmark.space),
         "optimum": None if optimum is None else {"search": optimum[0], "reported": optimum[1]},
-        "optimum_indices": None if indices is None else [int(i) for i in indices],
+        "optimum_indices": listed(oracle.optimum_indices),
+        "search_optimum_indices": listed(oracle.search_optimum_indices),
     }
 
 

@@ -13,11 +13,16 @@ Top-N: the batch of iteration ``z`` is drawn from the predicted top-``top_n[z - 
 published loop, whose list for batch ``z`` is built (with ``top_acc_list[z - 1]``) by the model fitted
 on the batches before it.
 
-Targets: the search values of the training set, z-scored by that training set's own mean and
-population std. The published code used the whole pool's, which only a tabular benchmark knows; for
-the uniform variant and corrected EI the ranking does not depend on it, but the faithful EI's does, so
-drivers hand that variant the pool's statistics where the oracle knows them (``target_stats``). The EI
-incumbent is z-scored the same way as the targets.
+Targets: the search values of the training set, z-scored by the mean and population std that
+``target_scaling`` names: ``"pool"`` the whole pool's (what the published code does; only an oracle that
+knows the pool has them, handed over as ``pool_stats``), ``"initial"`` those of iteration 0's uniform
+sample (an unbiased estimate of the pool's, available everywhere), ``"train"`` the training set's own.
+The choice changes the search, not only the numbers: with an L2 penalty and an absolute early-stopping
+tolerance, the target scale decides how finely the MLP ranks the top of the pool. Under pool scaling
+the pool's top-100 NAS-Bench-201 cells span about 0.04 target units (a loose ranking that keeps
+exploring); z-scored by a training set that has zoomed into the top they span several units (a sharp
+ranking that exploits, and can stall in a region without the optimum). The EI incumbent is z-scored
+the same way as the targets.
 
 The answer: after the last batch the published code runs its fit once more (on every query under the
 published ``keep_old="all"``; ``"top"`` and ``"none"`` keep old data by their own rule) and logs that
@@ -38,6 +43,7 @@ from weaknas_ray.exceptions import ConfigError
 from weaknas_ray.predictors import Predictor, make_predictor
 
 KEEP_OLD = ("all", "top", "none")
+TARGET_SCALING = ("pool", "initial", "train")
 # NOTE: the method logs each iteration's predicted top-1000 (weaknas-method.md, step 7).
 N_LOGGED = 1000
 
@@ -81,16 +87,20 @@ class WeakNAS(Optimizer):
         predictor: a name of :data:`~weaknas_ray.predictors.PREDICTORS` (default ``"mlp"``).
         predictor_params: extra constructor arguments of the predictor.
         n_members: ensemble size E; the uniform variant ranks by the member mean.
+        target_scaling: what the targets are z-scored by (see the module docstring): ``"pool"``
+            (published; needs ``pool_stats``), ``"initial"`` or ``"train"``.
         pool_scorer: ``(predictor, request) -> ChunkResult`` replacing local whole-pool scoring (the Ray
             runner passes one that scores chunks in tasks); must equal :func:`~weaknas_ray.acquisition.score_pool`.
+        pool_stats: ``(mean, population std)`` of the search signal over the whole pool, where the oracle
+            knows them (:attr:`~weaknas_ray.spaces.Oracle.search_stats`); drivers pass it.
+
+    Raises:
+        ConfigError: an unknown setting, or ``target_scaling="pool"`` without ``pool_stats``.
     """
 
     method = "weaknas"
     acquisition = "mean"
     scores_pool = True
-    # NOTE: True where the ranking depends on how targets are z-scored (faithful EI): drivers then set
-    # ``target_stats`` to the oracle's ``search_stats``.
-    wants_pool_stats = False
 
     def __init__(
         self,
@@ -106,7 +116,9 @@ class WeakNAS(Optimizer):
         predictor: str = "mlp",
         predictor_params: dict | None = None,
         n_members: int = 1,
+        target_scaling: str = "train",
         pool_scorer: PoolScorer | None = None,
+        pool_stats: tuple[float, float] | None = None,
     ):
         super().__init__(len(space), max_sample, seed)
         if self.seed < 0:
@@ -115,6 +127,15 @@ class WeakNAS(Optimizer):
             raise ConfigError(f"{self.method}.keep_old: unknown {keep_old!r}; choose one of {list(KEEP_OLD)}")
         if n_members < 1:
             raise ConfigError(f"{self.method}.n_members must be >= 1, got {n_members}")
+        if target_scaling not in TARGET_SCALING:
+            raise ConfigError(
+                f"{self.method}.target_scaling: unknown {target_scaling!r}; choose one of {list(TARGET_SCALING)}"
+            )
+        if target_scaling == "pool" and pool_stats is None:
+            raise ConfigError(
+                f"{self.method}.target_scaling: 'pool' needs the pool's mean and std, which this benchmark's oracle "
+                "does not know; use 'initial' (the mean and std of iteration 0's random sample)"
+            )
         self.space = space
         self.sizes = query_sizes(init_sample, sample_each_iter, max_sample)
         self.top_n = top_n_schedule(len(self.sizes), top_start, top_end, top_decay)
@@ -123,7 +144,8 @@ class WeakNAS(Optimizer):
         self.predictor_params = dict(predictor_params or {})
         self.n_members = int(n_members)
         self.pool_scorer = pool_scorer
-        self.target_stats: tuple[float, float] | None = None  # (mean, std) to z-score by; None: the training set's
+        self.target_scaling = target_scaling
+        self.pool_stats = None if pool_stats is None else (float(pool_stats[0]), float(pool_stats[1]))
         self._kept = np.empty(0, dtype=np.int64)  # keep_old="top": what the next training set keeps
         self._given_model: Predictor | None = None  # set only inside ask_fitted
 
@@ -207,10 +229,19 @@ class WeakNAS(Optimizer):
     def _fit_data(self, z: int) -> FitData:
         """The iteration-``z`` training set with z-scored targets and the fit's seed."""
         idx, val = self._training_set(z)
-        mean, std = self.target_stats or (float(val.mean()), float(val.std()))
+        mean, std = self._target_stats(val)
         std = std if std > 0 else 1.0  # all values equal: centre only
         y = ((val - mean) / std).astype(np.float32)
         return FitData(idx, self.space.features[idx], y, self.seed + z * self.n_members, mean, std)
+
+    def _target_stats(self, train_values: np.ndarray) -> tuple[float, float]:
+        """``(mean, std)`` the targets are z-scored by, under ``target_scaling``."""
+        if self.target_scaling == "pool":
+            return self.pool_stats
+        if self.target_scaling == "initial":
+            first = np.asarray(self.history.values)[np.asarray(self.history.iterations) == 0]
+            return float(first.mean()), float(first.std())
+        return float(train_values.mean()), float(train_values.std())
 
     def _fit(self, z: int) -> tuple[Predictor, FitData]:
         """The iteration's predictor (the one given to :meth:`ask_fitted`, else a new one fitted here)
@@ -238,7 +269,6 @@ class WeakNASEI(WeakNAS):
         ei: ``"corrected"`` (incumbent = best observed) or ``"faithful"`` (the published code's
             incumbent = minus the worst observed); see :mod:`weaknas_ray.acquisition.functions`.
         calibration: the ensemble std is divided by this (published 5).
-        pool_scorer: as in :class:`WeakNAS`.
         **settings: every other :class:`WeakNAS` argument.
     """
 
@@ -246,14 +276,13 @@ class WeakNASEI(WeakNAS):
     acquisition = "ei"
 
     def __init__(self, space, max_sample: int, seed: int, n_members: int = 5, ei: str = "corrected",
-                 calibration: float = 5.0, pool_scorer: PoolScorer | None = None, **settings):
-        super().__init__(space, max_sample, seed, n_members=n_members, pool_scorer=pool_scorer, **settings)
+                 calibration: float = 5.0, **settings):
+        super().__init__(space, max_sample, seed, n_members=n_members, **settings)
         incumbent(np.zeros(1), ei)  # validates the variant name now, not at iteration 1
         if calibration <= 0:
             raise ConfigError(f"{self.method}.calibration must be > 0, got {calibration}")
         self.ei = ei
         self.calibration = float(calibration)
-        self.wants_pool_stats = ei == "faithful"
 
     def _request(self, z: int, k: int, excluded: np.ndarray, observed: np.ndarray) -> ScoreRequest:
         return ScoreRequest(

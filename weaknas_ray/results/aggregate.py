@@ -59,6 +59,7 @@ def summarize(
     max_sample: int,
     optimum_indices: list[int] | None = None,
     optimum_reported: float | None = None,
+    search_optimum_indices: list[int] | None = None,
 ) -> dict[str, Any]:
     """The ``summary.json`` content.
 
@@ -68,11 +69,13 @@ def summarize(
         max_sample: the run's budget (checkpoints above it are omitted).
         optimum_indices: pool indices reaching the best reported value, where known.
         optimum_reported: the best reported value of the pool, where known.
+        search_optimum_indices: pool indices reaching the best search value, where known.
 
     Returns:
-        ``{"optimum": ..., "methods": {method: {"repeats", "seeds", "queries", "best_reported_at",
-        "final_best_reported", "queries_to_optimum", "final_top1"}}, "per_repeat": [...]}`` (see
-        :func:`best_per_repeat`).
+        ``{"optimum": ..., "methods": {method: {"repeats", "seeds", "queries", "seconds_per_repeat",
+        "best_reported_at", "final_best_reported", "queries_to_optimum", "queries_to_search_optimum",
+        "final_top1"}}, "per_repeat": [...]}`` (see :func:`best_per_repeat`); the two ``queries_to_*``
+        entries appear where those optima are known.
     """
     methods: dict[str, Any] = {}
     for method, rows in results.groupby("method", sort=False):
@@ -81,19 +84,15 @@ def summarize(
             "repeats": int(curves.shape[0]),
             "seeds": sorted(int(s) for s in rows["seed"].unique()),
             "queries": _stats(rows.groupby("repeat")["query"].max().to_numpy(dtype=np.float64)),
+            "seconds_per_repeat": _stats(rows.groupby("repeat")["elapsed_s"].max().to_numpy(dtype=np.float64)),
             "best_reported_at": {
                 str(q): _stats(curves[:, q - 1]) for q in CHECKPOINTS if q <= max_sample
             },
             "final_best_reported": _stats(curves[:, -1]),
         }
-        if optimum_indices:
-            found = queries_to_optimum(rows, optimum_indices)
-            hits = found[~np.isnan(found)]
-            entry["queries_to_optimum"] = {
-                "mean": float(hits.mean()) if hits.size else None,
-                "median": float(np.median(hits)) if hits.size else None,
-                "share_found": float(hits.size / found.size),
-            }
+        for key, targets in (("queries_to_optimum", optimum_indices), ("queries_to_search_optimum", search_optimum_indices)):
+            if targets:
+                entry[key] = _first_hits(queries_to_optimum(rows, targets))
         if final_top1 is not None and (mine := final_top1[final_top1["method"] == method]).shape[0]:
             entry["final_top1"] = {
                 "reported": _stats(mine["reported_value"].to_numpy(dtype=np.float64)),
@@ -125,21 +124,30 @@ def best_per_repeat(results: pd.DataFrame, final_top1: pd.DataFrame | None) -> l
 
 def summary_table(summary: dict[str, Any]) -> str:
     """A short plain-text table of a summary: one line per method."""
-    header = f"{'method':<12} {'repeats':>7} {'queries':>8} {'best reported (mean +/- std)':>30} {'found optimum':>14} {'q to opt (med)':>15}"
+    width = max([12, *map(len, summary["methods"])])
+    header = (f"{'method':<{width}} {'repeats':>7} {'queries':>8} {'best reported (mean +/- std)':>30} "
+              f"{'reported optimum: found, q mean/med':>36} {'search optimum: found, q mean/med':>34}")
     lines = [header, "-" * len(header)]
     for method, s in summary["methods"].items():
         best = s["final_best_reported"]
-        opt = s.get("queries_to_optimum") or {}
-        share = f"{opt['share_found']:.0%}" if opt else "n/a"
-        median = f"{opt['median']:g}" if opt.get("median") is not None else "-"
         lines.append(
-            f"{method:<12} {s['repeats']:>7} {s['queries']['mean']:>8.1f} "
-            f"{best['mean']:>21.3f} +/- {best['std']:<5.3f} {share:>14} {median:>15}"
+            f"{method:<{width}} {s['repeats']:>7} {s['queries']['mean']:>8.1f} "
+            f"{best['mean']:>21.3f} +/- {best['std']:<5.3f} {_hits_cell(s.get('queries_to_optimum')):>36} "
+            f"{_hits_cell(s.get('queries_to_search_optimum')):>34}"
         )
     per_repeat = summary.get("per_repeat") or []
     if per_repeat and max(s["repeats"] for s in summary["methods"].values()) <= MAX_PRINTED_REPEATS:
         lines += ["", _repeat_table(per_repeat)]
     return "\n".join(lines)
+
+
+def _hits_cell(hits: dict[str, Any] | None) -> str:
+    """``"100%, 76.3 / 78"``: share of repeats that found an optimum, mean / median queries to it."""
+    if not hits:
+        return "n/a"
+    if hits["mean"] is None:
+        return f"{hits['share_found']:.0%}, - / -"
+    return f"{hits['share_found']:.0%}, {hits['mean']:.1f} / {hits['median']:g}"
 
 
 def _repeat_table(per_repeat: list[dict[str, Any]]) -> str:
@@ -157,6 +165,16 @@ def _repeat_table(per_repeat: list[dict[str, Any]]) -> str:
             + f" {'-' if final is None else format(final, '.3f'):>12}"
         )
     return "\n".join(lines)
+
+
+def _first_hits(found: np.ndarray) -> dict[str, float | None]:
+    """Mean and median over the repeats that found the target (NaN: never found), and the share found."""
+    hits = found[~np.isnan(found)]
+    return {
+        "mean": float(hits.mean()) if hits.size else None,
+        "median": float(np.median(hits)) if hits.size else None,
+        "share_found": float(hits.size / found.size),
+    }
 
 
 def _stats(values: np.ndarray) -> dict[str, float]:

@@ -129,6 +129,12 @@ class Oracle(ABC):
         return None
 
     @property
+    def search_optimum_indices(self) -> np.ndarray | None:
+        """Indices of the architectures reaching the best search value, where known. It can differ from
+        :attr:`optimum_indices` (NAS-Bench-201 ImageNet16-120: the best-validation cell is not a test optimum)."""
+        return None
+
+    @property
     def search_stats(self) -> tuple[float, float] | None:
         """``(mean, population std)`` of the search signal over the whole pool, where known (tabular
         only): what the published code z-scored its targets by."""
@@ -173,6 +179,10 @@ class TableOracle(Oracle):
     @property
     def optimum_indices(self) -> np.ndarray:
         return np.flatnonzero(self.reported == self.reported.max())
+
+    @property
+    def search_optimum_indices(self) -> np.ndarray:
+        return np.flatnonzero(self.search == self.search.max())
 
     @property
     def search_stats(self) -> tuple[float, float]:
