@@ -58,7 +58,7 @@ def _ranking(model) -> np.ndarray:
 
 def test_batches_follow_the_schedules_and_seeds(fixed):
     opt = WeakNAS(space(), max_sample=95, seed=4, init_sample=25, sample_each_iter=10, n_members=3,
-                  top_start=200, top_end=20, top_decay=0.9)
+                  top_start=200, top_end=20, top_decay=0.9, stall_patience=0)
     top_n = top_n_schedule(8, 200, 20, 0.9)
     df = run_repeat(opt, TableOracle(VALUES))
     assert df.groupby("iteration").size().tolist() == query_sizes(25, 10, 95)
@@ -124,7 +124,7 @@ def test_ei_ranks_by_the_calibrated_ensemble(fixed):
     """A non-default ``calibration`` divides the ensemble spread before EI: each batch is the best k by
     log EI at that calibration, which here differs from the published 5's choice."""
     calibration = 0.2
-    opt = WeakNASEI(space(), max_sample=40, seed=0, ei="corrected", calibration=calibration)
+    opt = WeakNASEI(space(), max_sample=40, seed=0, ei="corrected", calibration=calibration, target_scaling="train")
     run_repeat(opt, TableOracle(VALUES))
     hist = np.asarray(opt.history.indices)
     differs = 0
@@ -293,7 +293,7 @@ def test_pool_scaling_needs_the_pool_statistics():
 def test_ei_incumbent_is_the_best_of_every_query_whatever_the_training_set(fixed):
     """EI's incumbent is the best accuracy observed so far (z-scored like the targets), also when
     ``keep_old="none"`` trains only on the last batch."""
-    opt = WeakNASEI(space(), max_sample=40, seed=0, ei="corrected", keep_old="none")
+    opt = WeakNASEI(space(), max_sample=40, seed=0, ei="corrected", keep_old="none", target_scaling="train")
     run_repeat(opt, TableOracle(VALUES))
     hist = np.asarray(opt.history.indices)
     differs = 0
@@ -332,3 +332,30 @@ def test_the_answer_is_fitted_as_the_next_iteration_would_be(fixed, keep_old):
     last = df["iteration"] == df["iteration"].max()
     expected = df["arch_index"] if keep_old == "all" else df["arch_index"][last]
     np.testing.assert_array_equal(np.sort(_trained_on(fixed[-1])), np.sort(expected))
+
+
+def test_a_stalled_search_switches_to_the_stall_scaling_until_it_finds_a_new_best(fixed):
+    """``stall_patience=2``: after two iterations without a new best search value the fit z-scores by
+    iteration 0's statistics (``stall_scaling``), and back by the training set's once a batch improves."""
+    opt = WeakNAS(space(), max_sample=60, seed=0, stall_patience=2)
+    told = {0: np.arange(10.0), 1: np.ones(10), 2: np.ones(10), 3: np.full(10, 100.0), 4: np.ones(10)}
+    scalings = []
+    for z, values in told.items():
+        idx = opt.ask()
+        scalings.append((opt.stalled_iterations(), opt.current_scaling()))
+        opt.tell(idx, values)
+    assert scalings[1:] == [(0, "train"), (1, "train"), (2, "initial"), (0, "train")]
+    y = {z: np.concatenate([told[i] for i in range(z)]) for z in (3, 4)}
+    np.testing.assert_allclose(fixed[2].y_, (y[3] - 4.5) / np.arange(10.0).std(), rtol=1e-5)  # fit of iteration 3
+    np.testing.assert_allclose(fixed[3].y_, (y[4] - y[4].mean()) / y[4].std(), rtol=1e-5)
+    assert opt.stalled_iterations() == 1
+
+
+def test_published_weaknas_is_the_published_loop():
+    """``weaknas-published`` z-scores by the pool and never switches; it needs the pool's statistics."""
+    opt = make_optimizer("weaknas-published", space(), 30, 0, pool_stats=(0.0, 1.0))
+    assert (opt.method, opt.target_scaling, opt.stall_patience) == ("weaknas-published", "pool", 0)
+    with pytest.raises(ConfigError, match="weaknas-published.target_scaling: 'pool' needs"):
+        make_optimizer("weaknas-published", space(), 30, 0)
+    with pytest.raises(ConfigError, match="weaknas.stall_patience must be >= 0"):
+        WeakNAS(space(), 30, 0, stall_patience=-1)

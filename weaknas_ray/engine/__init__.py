@@ -1,6 +1,7 @@
 """The search methods as ask/tell optimizers, by name.
 
-Method names used everywhere (configs, CLI, results): ``weaknas`` (uniform from the predicted top-N),
+Method names used everywhere (configs, CLI, results): ``weaknas`` (uniform from the predicted top-N,
+with the stall rule), ``weaknas-published`` (the published loop exactly),
 ``weaknas-ei`` (expected improvement over an ensemble), ``random``, ``evolution``, ``tpe``.
 """
 
@@ -15,6 +16,7 @@ from weaknas_ray.exceptions import ConfigError
 # NOTE: lazy targets: building a random-search baseline must not import torch.
 METHODS: dict[str, str] = {
     "weaknas": "weaknas_ray.engine.weaknas:WeakNAS",
+    "weaknas-published": "weaknas_ray.engine.weaknas:PublishedWeakNAS",
     "weaknas-ei": "weaknas_ray.engine.weaknas:WeakNASEI",
     "random": "weaknas_ray.engine.baselines:RandomSearch",
     "evolution": "weaknas_ray.engine.baselines:RegularizedEvolution",

@@ -24,6 +24,13 @@ exploring); z-scored by a training set that has zoomed into the top they span se
 ranking that exploits, and can stall in a region without the optimum). The EI incumbent is z-scored
 the same way as the targets.
 
+Stalls (the default :class:`WeakNAS`, not the published loop): the sharp ranking of ``train`` scaling
+reaches the optimum in fewer queries when the region it zooms into holds it, and otherwise keeps
+sampling that region. After ``stall_patience`` iterations in a row without a new best search value, the
+targets are z-scored by ``stall_scaling`` (default ``initial``: the loose, exploring ranking of the
+published code) until the search finds a new best. :class:`PublishedWeakNAS` (``weaknas-published``) is
+the published loop exactly: pool scaling, no stall rule.
+
 The answer: after the last batch the published code runs its fit once more (on every query under the
 published ``keep_old="all"``; ``"top"`` and ``"none"`` keep old data by their own rule) and logs that
 model's predicted top; :meth:`WeakNAS.final_prediction` does the same.
@@ -88,7 +95,10 @@ class WeakNAS(Optimizer):
         predictor_params: extra constructor arguments of the predictor.
         n_members: ensemble size E; the uniform variant ranks by the member mean.
         target_scaling: what the targets are z-scored by (see the module docstring): ``"pool"``
-            (published; needs ``pool_stats``), ``"initial"`` or ``"train"``.
+            (published; needs ``pool_stats``), ``"initial"`` or ``"train"`` (default).
+        stall_patience: after this many iterations in a row without a new best search value, z-score by
+            ``stall_scaling`` until a new best is found; 0 never (default 2).
+        stall_scaling: the scaling of stalled iterations (default ``"initial"``).
         pool_scorer: ``(predictor, request) -> ChunkResult`` replacing local whole-pool scoring (the Ray
             runner passes one that scores chunks in tasks); must equal :func:`~weaknas_ray.acquisition.score_pool`.
         pool_stats: ``(mean, population std)`` of the search signal over the whole pool, where the oracle
@@ -117,6 +127,8 @@ class WeakNAS(Optimizer):
         predictor_params: dict | None = None,
         n_members: int = 1,
         target_scaling: str = "train",
+        stall_patience: int = 2,
+        stall_scaling: str = "initial",
         pool_scorer: PoolScorer | None = None,
         pool_stats: tuple[float, float] | None = None,
     ):
@@ -127,15 +139,16 @@ class WeakNAS(Optimizer):
             raise ConfigError(f"{self.method}.keep_old: unknown {keep_old!r}; choose one of {list(KEEP_OLD)}")
         if n_members < 1:
             raise ConfigError(f"{self.method}.n_members must be >= 1, got {n_members}")
-        if target_scaling not in TARGET_SCALING:
-            raise ConfigError(
-                f"{self.method}.target_scaling: unknown {target_scaling!r}; choose one of {list(TARGET_SCALING)}"
-            )
-        if target_scaling == "pool" and pool_stats is None:
-            raise ConfigError(
-                f"{self.method}.target_scaling: 'pool' needs the pool's mean and std, which this benchmark's oracle "
-                "does not know; use 'initial' (the mean and std of iteration 0's random sample)"
-            )
+        if stall_patience < 0:
+            raise ConfigError(f"{self.method}.stall_patience must be >= 0, got {stall_patience}")
+        for key, scaling in (("target_scaling", target_scaling), ("stall_scaling", stall_scaling)):
+            if scaling not in TARGET_SCALING:
+                raise ConfigError(f"{self.method}.{key}: unknown {scaling!r}; choose one of {list(TARGET_SCALING)}")
+            if scaling == "pool" and pool_stats is None and (key == "target_scaling" or stall_patience):
+                raise ConfigError(
+                    f"{self.method}.{key}: 'pool' needs the pool's mean and std, which this benchmark's oracle "
+                    "does not know; use 'initial' (the mean and std of iteration 0's random sample)"
+                )
         self.space = space
         self.sizes = query_sizes(init_sample, sample_each_iter, max_sample)
         self.top_n = top_n_schedule(len(self.sizes), top_start, top_end, top_decay)
@@ -145,6 +158,8 @@ class WeakNAS(Optimizer):
         self.n_members = int(n_members)
         self.pool_scorer = pool_scorer
         self.target_scaling = target_scaling
+        self.stall_patience = int(stall_patience)
+        self.stall_scaling = stall_scaling
         self.pool_stats = None if pool_stats is None else (float(pool_stats[0]), float(pool_stats[1]))
         self._kept = np.empty(0, dtype=np.int64)  # keep_old="top": what the next training set keeps
         self._given_model: Predictor | None = None  # set only inside ask_fitted
@@ -234,11 +249,28 @@ class WeakNAS(Optimizer):
         y = ((val - mean) / std).astype(np.float32)
         return FitData(idx, self.space.features[idx], y, self.seed + z * self.n_members, mean, std)
 
+    def stalled_iterations(self) -> int:
+        """Completed iterations in a row, up to the last, whose batch did not raise the best search value."""
+        if not self.history.values:
+            return 0
+        iterations = np.asarray(self.history.iterations)
+        best = np.maximum.accumulate(np.asarray(self.history.values))
+        last = best[np.r_[np.flatnonzero(np.diff(iterations)), iterations.size - 1]]  # best after each iteration
+        rose = np.flatnonzero(np.diff(last) > 0)
+        return int(last.size - 1 - (rose[-1] + 1 if rose.size else 0))
+
+    def current_scaling(self) -> str:
+        """The scaling of the next fit: ``stall_scaling`` once the search has stalled, else ``target_scaling``."""
+        if self.stall_patience and self.stalled_iterations() >= self.stall_patience:
+            return self.stall_scaling
+        return self.target_scaling
+
     def _target_stats(self, train_values: np.ndarray) -> tuple[float, float]:
-        """``(mean, std)`` the targets are z-scored by, under ``target_scaling``."""
-        if self.target_scaling == "pool":
+        """``(mean, std)`` the targets are z-scored by, under :meth:`current_scaling`."""
+        scaling = self.current_scaling()
+        if scaling == "pool":
             return self.pool_stats
-        if self.target_scaling == "initial":
+        if scaling == "initial":
             first = np.asarray(self.history.values)[np.asarray(self.history.iterations) == 0]
             return float(first.mean()), float(first.std())
         return float(train_values.mean()), float(train_values.std())
@@ -260,6 +292,18 @@ class WeakNAS(Optimizer):
         return uniform_from_top(result, excluded, self._n_top(z), k, self._rng(z))
 
 
+class PublishedWeakNAS(WeakNAS):
+    """The published WeakNAS loop exactly (method ``weaknas-published``): targets z-scored by the pool's
+    statistics, no stall rule. Takes every :class:`WeakNAS` argument; only these defaults differ."""
+
+    method = "weaknas-published"
+
+    def __init__(self, space, max_sample: int, seed: int, target_scaling: str = "pool", stall_patience: int = 0,
+                 **settings):
+        super().__init__(space, max_sample, seed, target_scaling=target_scaling, stall_patience=stall_patience,
+                         **settings)
+
+
 class WeakNASEI(WeakNAS):
     """WeakNAS, EI variant: the ``k`` unevaluated architectures of largest expected improvement under
     an ensemble of ``n_members`` predictors (greedy; the top-N schedule is unused).
@@ -269,6 +313,9 @@ class WeakNASEI(WeakNAS):
         ei: ``"corrected"`` (incumbent = best observed) or ``"faithful"`` (the published code's
             incumbent = minus the worst observed); see :mod:`weaknas_ray.acquisition.functions`.
         calibration: the ensemble std is divided by this (published 5).
+        target_scaling: as in :class:`WeakNAS`; default ``"initial"`` (the published code's ``"pool"``
+            needs an oracle that knows the pool).
+        stall_patience: as in :class:`WeakNAS`; default 0 (EI explores by itself).
         **settings: every other :class:`WeakNAS` argument.
     """
 
@@ -276,8 +323,9 @@ class WeakNASEI(WeakNAS):
     acquisition = "ei"
 
     def __init__(self, space, max_sample: int, seed: int, n_members: int = 5, ei: str = "corrected",
-                 calibration: float = 5.0, **settings):
-        super().__init__(space, max_sample, seed, n_members=n_members, **settings)
+                 calibration: float = 5.0, target_scaling: str = "initial", stall_patience: int = 0, **settings):
+        super().__init__(space, max_sample, seed, n_members=n_members, target_scaling=target_scaling,
+                         stall_patience=stall_patience, **settings)
         incumbent(np.zeros(1), ei)  # validates the variant name now, not at iteration 1
         if calibration <= 0:
             raise ConfigError(f"{self.method}.calibration must be > 0, got {calibration}")
