@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU figures of the README in one call of the lent GPU machine, after scripts/gpu_prepare.sh here:
+# The GPU figures of docs/speed.md and docs/ofa.md in one call of the lent GPU machine, after scripts/gpu_prepare.sh here:
 #   run(command="bash scripts/gpu_bench.sh", carry=[".whl", "outputs/device"], timeout_s=600)
 # Installs the carried wheels beside the image's CUDA torch, then writes to $OUT: gpu.txt (the card),
 # ofa_gpu.json + ofa_gpu.txt (evaluator actors sharing the GPU: images/s, scaling) and predictor.txt

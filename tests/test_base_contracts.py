@@ -79,7 +79,9 @@ def test_unknown_method_lists_choices(space):
 def test_cli_help_lists_commands_and_import_is_light():
     out = subprocess.run([sys.executable, "-m", "weaknas_ray.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "COMMAND" in out.stdout
-    code = "import sys, weaknas_ray.cli, weaknas_ray.engine, weaknas_ray.spaces; print(sorted(m for m in ('torch', 'ray', 'ofa') if m in sys.modules))"
+    code = ("import sys, weaknas_ray, weaknas_ray.cli, weaknas_ray.config, weaknas_ray.engine, weaknas_ray.spaces, "
+            "weaknas_ray.benchmarks.paths, weaknas_ray.benchmarks.manifest; "
+            "print(sorted(m for m in ('torch', 'ray', 'ofa', 'matplotlib') if m in sys.modules))")
     light = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert light.stdout.strip() == "[]"
 

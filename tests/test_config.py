@@ -42,6 +42,25 @@ def test_quick_file_equals_embedded_default():
     assert load_config(CONFIGS / "nb201_quick.yaml") == load_config()
 
 
+def test_a_shipped_config_runs_by_name(tmp_path, monkeypatch, capsys):
+    from weaknas_ray.cli import main
+    from weaknas_ray.config import shipped_configs
+
+    shipped = shipped_configs()
+    assert set(shipped) == {p.stem for p in CONFIGS.glob("*.yaml")}
+    assert all(description and "\n" not in description for _, description in shipped.values())
+    monkeypatch.chdir(tmp_path)  # names resolve anywhere, not only from the checkout
+    assert load_config("nb201_quick") == load_config("nb201_quick.yaml") == load_config()
+    (tmp_path / "nb201_quick.yaml").write_text("name: mine\n")  # an existing path wins over a name
+    assert load_config("nb201_quick.yaml")["name"] == "mine"
+    with pytest.raises(ConfigError, match="no shipped config has that name.*nb201_quick"):
+        load_config("nb201_quik")
+    assert main(["configs"]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in listing] == list(shipped)
+    assert main(["configs", "tune_nasbench201"]) == 0 and "tune:" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("path", RUNNER_CONFIGS, ids=lambda p: p.name)
 def test_shipped_configs_load_and_match_method_signatures(path):
     config = load_config(path)

@@ -37,21 +37,24 @@ def tiny_csv(path, rows=2, header=HEADER, arch=ARCH):
 
 @pytest.fixture
 def roots(tmp_path, monkeypatch):
-    """Isolated data roots: project and shared folders under tmp_path, no $WEAKNAS_DATA, cache in tmp."""
+    """Isolated data roots: user, project and shared folders under tmp_path, no $WEAKNAS_DATA, cache in tmp."""
     monkeypatch.setattr(paths, "PROJECT_DATA", tmp_path / "project")
     monkeypatch.setattr(paths, "SHARED_DATA", tmp_path / "shared")
     monkeypatch.delenv("WEAKNAS_DATA", raising=False)
     monkeypatch.setenv("WEAKNAS_CACHE", str(tmp_path / "cache"))
-    for name in ("project", "shared", "env", "cli"):
-        (tmp_path / name).mkdir()
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    for name in ("project", "shared", "env", "cli", "xdg/weaknas-ray"):
+        (tmp_path / name).mkdir(parents=True)
     return tmp_path
 
 
 def test_resolution_order(roots, monkeypatch):
     rel = "nasbench201/x.csv"
-    for name in ("shared", "project", "env", "cli"):
+    for name in ("shared", "project", "xdg/weaknas-ray", "env", "cli"):
         (roots / name / rel).parent.mkdir(parents=True)
         (roots / name / rel).write_text(name)
+    assert paths.resolve_file(rel).read_text() == "xdg/weaknas-ray"
+    (roots / "xdg/weaknas-ray" / rel).unlink()
     assert paths.resolve_file(rel).read_text() == "project"
     monkeypatch.setenv("WEAKNAS_DATA", str(roots / "env"))
     assert paths.resolve_file(rel).read_text() == "env"
@@ -67,7 +70,9 @@ def test_missing_file_lists_every_place(roots, monkeypatch):
     with pytest.raises(BenchmarkDataError) as info:
         paths.resolve_file("nasbench201/nb201_200ep.csv", roots / "cli", how_to_get="the maintainers")
     message = str(info.value)
-    for name, label in (("cli", "--data-dir"), ("env", "$WEAKNAS_DATA"), ("project", "project"), ("shared", "shared")):
+    places = (("cli", "--data-dir"), ("env", "$WEAKNAS_DATA"), ("xdg/weaknas-ray", "user data folder"),
+              ("project", "checkout"), ("shared", "shared"))
+    for name, label in places:
         assert str(roots / name / "nasbench201" / "nb201_200ep.csv") in message and label in message
     assert "the maintainers" in message
 
@@ -75,6 +80,45 @@ def test_missing_file_lists_every_place(roots, monkeypatch):
 def test_bad_data_dir_is_an_error(roots):
     with pytest.raises(BenchmarkDataError, match="not a directory"):
         paths.candidate_roots(roots / "nope")
+
+
+def test_xdg_folders(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "d"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "c"))
+    monkeypatch.delenv("WEAKNAS_CACHE")
+    assert paths.user_data_dir() == tmp_path / "d" / "weaknas-ray"
+    assert paths.cache_dir() == tmp_path / "c" / "weaknas-ray" and paths.cache_dir().is_dir()
+    monkeypatch.setenv("XDG_DATA_HOME", "relative/ignored")  # the XDG rule: only absolute paths count
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert paths.user_data_dir() == tmp_path / "home" / ".local" / "share" / "weaknas-ray"
+    assert paths.cache_dir(create=False) == tmp_path / "home" / ".cache" / "weaknas-ray"
+
+
+def data_cli(*argv: str) -> int:
+    from weaknas_ray.cli import main
+
+    return main(["data", *argv])
+
+
+def test_data_add_checks_sha256_then_copies_or_links(roots, shared_data, capsys):
+    real = shared_data / "nasbench201" / "nb201_200ep.csv"
+    target = roots / "xdg" / "weaknas-ray" / "nasbench201" / "nb201_200ep.csv"
+    assert data_cli("add", str(real), "--link") == 0 and target.is_symlink() and target.resolve() == real.resolve()
+    assert data_cli("add", str(real)) == 0 and "already in place" in capsys.readouterr().out
+    target.unlink()
+    assert data_cli("add", str(real)) == 0 and target.is_file() and not target.is_symlink()
+    assert paths.resolve_file("nasbench201/nb201_200ep.csv") == target
+    other = tiny_csv(roots / "other.csv")
+    assert data_cli("add", str(other)) == 2
+    assert "not the checksum of any benchmark file" in capsys.readouterr().err
+
+
+def test_data_list_prints_roots_and_cache(roots, capsys):
+    assert data_cli("list", "--data-dir", str(roots / "cli")) == 0
+    out = capsys.readouterr().out
+    for place in ("cli", "xdg/weaknas-ray", "project", "shared", "cache"):
+        assert str(roots / place) in out
 
 
 def test_manifest_lists_the_known_files():

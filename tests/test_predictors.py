@@ -323,7 +323,16 @@ def test_mlp_loss_and_gradients_match_the_method_formula():
         torch.testing.assert_close(got + l2, leaf.grad)
 
 
-def test_adam_step_is_sklearns_formula():
+@pytest.fixture(params=["FAST", "PUBLIC"])
+def mlp_kernels(request, monkeypatch):
+    """Each test using it runs with torch's private kernels, then with the public fallback."""
+    from weaknas_ray.predictors import mlp
+
+    monkeypatch.setattr(mlp, "_KERNELS", getattr(mlp, request.param))
+    return getattr(mlp, request.param)
+
+
+def test_adam_step_is_sklearns_formula(mlp_kernels):
     """p -= lr*sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + eps) with g + l2*W for weights (sklearn's
     AdamOptimizer on sklearn's L2 gradient), not torch.optim.Adam's eps placement."""
     import torch
@@ -346,6 +355,37 @@ def test_adam_step_is_sklearns_formula():
             params[i] = params[i] - 1e-3 * np.sqrt(1 - 0.999**t) / (1 - 0.9**t) * m[i] / (np.sqrt(v[i]) + 1e-8)
     for got, want in zip(state["params"], params):
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-12)
+
+
+def test_public_fallback_fits_like_the_private_kernels(monkeypatch):
+    """The fallback (public torch operations) trains the same ensemble as the fast path: same epochs,
+    predictions equal to float32 rounding."""
+    from weaknas_ray.predictors import mlp
+
+    X, y = _toy(n=250)
+    params = {**SMALL, "tol": 1e-3, "n_iter_no_change": 3}
+    fits = {}
+    for name in ("FAST", "PUBLIC"):
+        monkeypatch.setattr(mlp, "_KERNELS", getattr(mlp, name))
+        fits[name] = mlp.MLPEnsemble(n_members=3, **params).fit(X, y, seed=7)
+    np.testing.assert_array_equal(fits["FAST"].n_epochs_, fits["PUBLIC"].n_epochs_)
+    np.testing.assert_allclose(fits["FAST"].predict(X), fits["PUBLIC"].predict(X), rtol=1e-4, atol=1e-4)
+
+
+def test_kernels_fall_back_when_a_private_api_is_missing_or_changed(monkeypatch):
+    import torch
+
+    from weaknas_ray.predictors import mlp
+
+    monkeypatch.setattr(mlp, "_KERNELS", None)
+    assert mlp.kernels(torch) is mlp.FAST  # this torch has them, and they agree with the public path
+    monkeypatch.setattr(mlp, "_KERNELS", None)
+    monkeypatch.delattr(torch, "_fused_adam_")
+    assert mlp.kernels(torch) is mlp.PUBLIC
+    monkeypatch.undo()
+    monkeypatch.setattr(mlp, "_KERNELS", None)
+    monkeypatch.setattr(torch, "_fused_adam_", lambda *a, **k: None)  # runs, but does nothing: rejected
+    assert mlp.kernels(torch) is mlp.PUBLIC
 
 
 def test_mlp_state_rebuilds_on_cpu_whatever_device_it_was_fitted_on():

@@ -328,7 +328,7 @@ class KillAfter(tune.Callback):
         self.done += 1
         if self.done >= self.n and os.getpid() == self.pid:
             # Tune copies its own state to storage in a background thread, not atomically: a SIGKILL in
-            # mid-copy leaves Tune's file truncated and Tune cannot restore (a Ray limitation, see README).
+            # mid-copy leaves Tune's file truncated and Tune cannot restore (a Ray limitation, see docs/tune.md).
             # Let the copy in flight finish, so the test kills between copies, as a kill usually lands.
             import gc
             from ray.train._internal.syncer import Syncer

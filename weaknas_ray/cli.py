@@ -14,12 +14,12 @@ import warnings
 from weaknas_ray.exceptions import WeakNASError
 
 # NOTE: order is the order of `weaknas-ray --help`.
-COMMANDS = ["run", "report", "data", "bench", "tune", "ofa"]
+COMMANDS = ["run", "configs", "report", "data", "bench", "tune", "ofa"]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="weaknas-ray", description="WeakNAS neural architecture search on Ray (run, report, data, bench, tune, ofa)."
+        prog="weaknas-ray", description="WeakNAS neural architecture search on Ray (run, configs, report, data, bench, tune, ofa)."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:

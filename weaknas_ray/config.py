@@ -1,6 +1,6 @@
 """Run configuration: schema, YAML loading, overrides and validation.
 
-A config is a nested dict with five sections (see ``configs/*.yaml``)::
+A config is a nested dict with five sections (see the shipped configs: ``weaknas-ray configs``)::
 
     name: nb201-cifar10-quick          # shown in summaries and plots
     benchmark: {name: nasbench201, dataset: cifar10}   # every key but name/loader goes to the loader
@@ -10,7 +10,8 @@ A config is a nested dict with five sections (see ``configs/*.yaml``)::
     output: outputs/default
 
 A file is merged over :data:`BASE` (neutral settings, the published WeakNAS schedule); running with no
-file uses :data:`QUICK_DEFAULT` over :data:`BASE`. Every error names the key path, what was received and
+file uses :data:`QUICK_DEFAULT` over :data:`BASE`. A config is named by a path or by the name of a
+shipped config (package data ``weaknas_ray.configs``, the checkout's ``configs/``). Every error names the key path, what was received and
 what was expected. Repeat ``r`` of a run uses seed ``search.seed + r`` for every method.
 """
 
@@ -154,12 +155,56 @@ def load_config(path: str | os.PathLike | None = None, overrides: dict[str, Any]
     return config
 
 
+def shipped_configs() -> dict[str, tuple[Any, str]]:
+    """The configs shipped with the package, by name (file name without ``.yaml``), sorted.
+
+    Returns:
+        ``{name: (file, description)}``: ``file`` an ``importlib.resources`` Traversable (readable with
+        ``read_text``), ``description`` the file's first comment line.
+    """
+    from importlib import resources
+
+    try:
+        folder = resources.files("weaknas_ray.configs")
+    except ModuleNotFoundError:
+        # NOTE: a source tree on PYTHONPATH without an install: setup.py's mapping of the package onto
+        # configs/ does not exist then, so read the folder beside the package directly.
+        folder = Path(__file__).resolve().parents[1] / "configs"
+    found = {}
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".yaml"):
+            first = next((line for line in entry.read_text().splitlines() if line.startswith("#")), "#")
+            found[entry.name.removesuffix(".yaml")] = (entry, first.lstrip("#").strip())
+    return found
+
+
+def resolve_config(name_or_path: str | os.PathLike) -> Any:
+    """The config file a ``--config`` value names: an existing path, else a shipped config's name
+    (``nb201_quick`` or ``nb201_quick.yaml``).
+
+    Raises:
+        ConfigError: neither; the message lists the shipped names.
+    """
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        return path
+    text = str(name_or_path)
+    shipped = shipped_configs() if os.sep not in text else {}
+    if text.removesuffix(".yaml") in shipped:
+        return shipped[text.removesuffix(".yaml")][0]
+    raise ConfigError(
+        f"config file {text!r} does not exist, and no shipped config has that name "
+        f"(shipped: {', '.join(shipped_configs())}; `weaknas-ray configs` describes them)"
+    )
+
+
 def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
-    """A YAML mapping from ``path``; raises ConfigError naming the file when missing or malformed."""
+    """A YAML mapping from ``path`` (a file, or a shipped config's name, see :func:`resolve_config`);
+    raises ConfigError naming the file when missing or malformed."""
     import yaml
 
     try:
-        data = yaml.safe_load(Path(path).read_text())
+        data = yaml.safe_load(resolve_config(path).read_text())
     except FileNotFoundError:
         raise ConfigError(f"config file {str(path)!r} does not exist") from None
     except yaml.YAMLError as exc:

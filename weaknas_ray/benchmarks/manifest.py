@@ -1,4 +1,5 @@
-"""The benchmark-file manifest (``benchmarks_data/manifest.json``): name, path, sha256, rows, origin.
+"""The benchmark-file manifest (package data ``weaknas_ray/benchmarks/manifest.json``): name, path inside
+a data root, sha256, rows, origin.
 
 The manifest is the single list of files the project knows; loaders, ``weaknas-ray data list`` and
 ``data check`` read it instead of hard-coding paths or checksums.
@@ -9,12 +10,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 
-from weaknas_ray.benchmarks.paths import PROJECT_DATA
 from weaknas_ray.exceptions import BenchmarkDataError
 
-MANIFEST_PATH = PROJECT_DATA / "manifest.json"
+# NOTE: a Traversable, not necessarily a file on disk (importlib.resources: a wheel, a zip, a checkout).
+MANIFEST_PATH = resources.files("weaknas_ray.benchmarks") / "manifest.json"
 SCHEMA_VERSION = 1
 
 
@@ -36,14 +38,14 @@ class FileSpec:
 
 
 @lru_cache(maxsize=4)
-def load_manifest(path: Path = MANIFEST_PATH) -> dict[str, FileSpec]:
+def load_manifest(path: Path | resources.abc.Traversable = MANIFEST_PATH) -> dict[str, FileSpec]:
     """The manifest's files by key, in manifest order.
 
     Raises:
         BenchmarkDataError: the manifest is missing, not JSON, or of another schema version.
     """
     try:
-        raw = json.loads(Path(path).read_text())
+        raw = json.loads((Path(path) if isinstance(path, str) else path).read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise BenchmarkDataError(f"manifest {path}: cannot read it ({exc})") from exc
     if raw.get("schema_version") != SCHEMA_VERSION:

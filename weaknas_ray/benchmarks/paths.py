@@ -1,8 +1,11 @@
 """Where benchmark files and their derived caches live.
 
-Benchmark files are never committed: each one is looked for, in order, under ``--data-dir``,
-``$WEAKNAS_DATA``, the project's ``benchmarks_data/`` and ``../shared/benchmarks_data`` beside the
-checkout. Derived caches go to ``$WEAKNAS_CACHE`` or the project's ``benchmarks_data/cache/`` (git-ignored).
+Benchmark files are never shipped: each one is looked for, in order, under ``--data-dir``,
+``$WEAKNAS_DATA``, the per-user data folder (``$XDG_DATA_HOME/weaknas-ray``, by default
+``~/.local/share/weaknas-ray``; ``weaknas-ray data add`` puts files there), and, when the package runs
+from a source checkout, the checkout's ``benchmarks_data/`` and ``../shared/benchmarks_data`` beside it.
+Derived caches go to ``$WEAKNAS_CACHE`` or the per-user cache folder (``$XDG_CACHE_HOME/weaknas-ray``,
+by default ``~/.cache/weaknas-ray``).
 """
 
 from __future__ import annotations
@@ -12,9 +15,31 @@ from pathlib import Path
 
 from weaknas_ray.exceptions import BenchmarkDataError
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-PROJECT_DATA = PROJECT_ROOT / "benchmarks_data"
-SHARED_DATA = PROJECT_ROOT.parent / "shared" / "benchmarks_data"
+APP = "weaknas-ray"
+
+
+def _checkout_root() -> Path | None:
+    """The source checkout this package runs from (editable install or ``PYTHONPATH``), else ``None``."""
+    root = Path(__file__).resolve().parents[2]
+    return root if (root / "setup.cfg").is_file() and (root / "benchmarks_data").is_dir() else None
+
+
+CHECKOUT_ROOT = _checkout_root()
+# NOTE: None in an installed wheel: only a checkout has these two roots.
+PROJECT_DATA = CHECKOUT_ROOT / "benchmarks_data" if CHECKOUT_ROOT else None
+SHARED_DATA = CHECKOUT_ROOT.parent / "shared" / "benchmarks_data" if CHECKOUT_ROOT else None
+
+
+def _xdg(variable: str, fallback: str) -> Path:
+    """``$variable/weaknas-ray``, or ``~/fallback/weaknas-ray`` when the variable is unset or relative
+    (the XDG base-directory rule)."""
+    base = os.environ.get(variable, "")
+    return (Path(base) if os.path.isabs(base) else Path.home() / fallback) / APP
+
+
+def user_data_dir() -> Path:
+    """The per-user data folder: ``$XDG_DATA_HOME/weaknas-ray`` or ``~/.local/share/weaknas-ray``."""
+    return _xdg("XDG_DATA_HOME", ".local/share")
 
 
 def candidate_roots(data_dir: str | os.PathLike | None = None) -> list[tuple[str, Path]]:
@@ -37,13 +62,16 @@ def candidate_roots(data_dir: str | os.PathLike | None = None) -> list[tuple[str
         roots.append(("--data-dir", path))
     if os.environ.get("WEAKNAS_DATA"):
         roots.append(("$WEAKNAS_DATA", Path(os.environ["WEAKNAS_DATA"]).expanduser()))
-    roots.append(("project benchmarks_data/", PROJECT_DATA))
-    roots.append(("../shared/benchmarks_data beside the checkout", SHARED_DATA))
+    roots.append(("user data folder", user_data_dir()))
+    if PROJECT_DATA is not None:
+        roots.append(("checkout benchmarks_data/", PROJECT_DATA))
+    if SHARED_DATA is not None:
+        roots.append(("../shared/benchmarks_data beside the checkout", SHARED_DATA))
     return roots
 
 
 def resolve_data_root(data_dir: str | os.PathLike | None = None) -> Path:
-    """The first existing data root that holds at least one benchmark folder or file.
+    """The first existing data root that holds at least one benchmark folder (e.g. ``nasbench201/``).
 
     Args:
         data_dir: the user's ``--data-dir`` (searched first).
@@ -53,7 +81,7 @@ def resolve_data_root(data_dir: str | os.PathLike | None = None) -> Path:
     """
     roots = candidate_roots(data_dir)
     for _, root in roots:
-        if root.is_dir() and any(p.name != "cache" and not p.name.endswith(".json") for p in root.iterdir()):
+        if root.is_dir() and any(p.is_dir() and p.name != "cache" for p in root.iterdir()):
             return root
     raise BenchmarkDataError("no benchmark data found; looked in:\n" + _listing(roots))
 
@@ -83,10 +111,13 @@ def resolve_file(
     )
 
 
-def cache_dir() -> Path:
-    """The folder for derived caches (created on demand): ``$WEAKNAS_CACHE`` or ``benchmarks_data/cache``."""
-    path = Path(os.environ["WEAKNAS_CACHE"]).expanduser() if os.environ.get("WEAKNAS_CACHE") else PROJECT_DATA / "cache"
-    path.mkdir(parents=True, exist_ok=True)
+def cache_dir(create: bool = True) -> Path:
+    """The folder for derived caches: ``$WEAKNAS_CACHE``, else ``$XDG_CACHE_HOME/weaknas-ray`` or
+    ``~/.cache/weaknas-ray``; created unless ``create`` is false."""
+    env = os.environ.get("WEAKNAS_CACHE")
+    path = Path(env).expanduser() if env else _xdg("XDG_CACHE_HOME", ".cache")
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
     return path
 
 

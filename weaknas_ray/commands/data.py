@@ -1,8 +1,10 @@
-"""``weaknas-ray data list | check | convert``: the benchmark files, their state, and conversions."""
+"""``weaknas-ray data list | check | add | convert``: the data roots, the benchmark files and their state,
+adding a downloaded file to the per-user data folder, and conversions."""
 
 from __future__ import annotations
 
 import argparse
+import shutil
 from pathlib import Path
 
 # NOTE: benchmark -> (datasets, label of the search split, label of the reported split) for `data check`.
@@ -14,15 +16,26 @@ CHECKS = {
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("data", help="benchmark data: list files, check them, convert official formats")
+    parser = sub.add_parser("data", help="benchmark data: list roots and files, check them, add a file, convert")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     for name, func, text in (
-        ("list", list_files, "each benchmark file: where it was found, status (found / missing / corrupt), rows"),
+        ("list", list_files, "the data roots in search order, the cache folder, and each benchmark file: "
+                             "where it was found, status (found / missing / corrupt), rows"),
         ("check", check, "load every available benchmark and print its size and optimum per dataset and split"),
     ):
         action = actions.add_parser(name, help=text, description=text)
         action.add_argument("--data-dir", default=None, help="data root searched first (before $WEAKNAS_DATA)")
         action.set_defaults(func=func)
+    add = actions.add_parser(
+        "add", help="check a benchmark file against the manifest's sha256 and put it in the per-user data folder",
+        description="Check FILE's sha256 against the manifest, then copy (or link) it into the per-user data "
+        "folder ($XDG_DATA_HOME/weaknas-ray or ~/.local/share/weaknas-ray) at the manifest's path, where "
+        "every later run finds it.",
+    )
+    add.add_argument("file", type=Path, help="a downloaded benchmark file (e.g. nb201_200ep.csv)")
+    add.add_argument("--link", action="store_true", help="a symbolic link to FILE instead of a copy")
+    add.add_argument("--force", action="store_true", help="replace a different file already there")
+    add.set_defaults(func=add_file)
     convert = actions.add_parser("convert", help="convert an official benchmark file into the cache")
     convert.add_argument("benchmark", choices=["nasbench101"])
     convert.add_argument("--tfrecord", required=True, help="path of nasbench_only108.tfrecord")
@@ -33,13 +46,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def list_files(args: argparse.Namespace) -> int:
-    """One line per manifest file; returns 1 when any found file is corrupt."""
+    """The roots and cache folder, then one line per manifest file; returns 1 when any found file is corrupt."""
     from weaknas_ray.benchmarks.manifest import load_manifest
-    from weaknas_ray.benchmarks.paths import resolve_file
+    from weaknas_ray.benchmarks.paths import cache_dir, candidate_roots, resolve_file
     from weaknas_ray.benchmarks.store import cache_path, verify_checksum
     from weaknas_ray.exceptions import BenchmarkDataError
     from weaknas_ray.spaces.nasbench101 import FULL_KEY
 
+    print("data roots, searched in this order:")
+    for label, root in candidate_roots(args.data_dir):
+        print(f"  {root}  ({label}{'' if root.is_dir() else ', does not exist'})")
+    print(f"cache folder: {cache_dir(create=False)}  ($WEAKNAS_CACHE moves it)\n")
     corrupt = 0
     print(f"{'file':22} {'benchmark':12} {'status':8} {'rows':>7}  path")
     for spec in load_manifest().values():
@@ -87,6 +104,43 @@ def check(args: argparse.Namespace) -> int:
             for warning in caught:
                 print(f"  note: {warning.message}")
     return 1 if failed else 0
+
+
+def add_file(args: argparse.Namespace) -> int:
+    """Copy or link ``args.file`` into the user data folder at its manifest path, after the sha256 check."""
+    from weaknas_ray.benchmarks.manifest import load_manifest
+    from weaknas_ray.benchmarks.paths import user_data_dir
+    from weaknas_ray.benchmarks.store import sha256_file
+    from weaknas_ray.exceptions import BenchmarkDataError
+
+    source = args.file.expanduser()
+    if not source.is_file():
+        raise BenchmarkDataError(f"{source}: no such file")
+    digest = sha256_file(source)
+    spec = next((s for s in load_manifest().values() if s.sha256 == digest), None)
+    if spec is None:
+        known = "\n".join(f"  - {s.path}  (sha256 {s.sha256})" for s in load_manifest().values())
+        raise BenchmarkDataError(
+            f"{source}: sha256 {digest} is not the checksum of any benchmark file the manifest lists; "
+            f"a truncated download or another version? Known files:\n{known}"
+        )
+    target = user_data_dir() / spec.path
+    if target.exists() or target.is_symlink():
+        if target.exists() and sha256_file(target) == digest:
+            print(f"{spec.key}: already in place at {target}")
+            return 0
+        if not args.force:
+            raise BenchmarkDataError(f"{target} exists and differs from {source}; --force replaces it")
+        target.unlink()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if args.link:
+        target.symlink_to(source.resolve())
+    else:
+        partial = target.with_name(target.name + ".partial")
+        shutil.copyfile(source, partial)
+        partial.replace(target)  # NOTE: atomic: a killed copy never leaves a truncated benchmark file
+    print(f"{spec.key}: {'linked' if args.link else 'copied'} to {target} (sha256 checked)")
+    return 0
 
 
 def convert_file(args: argparse.Namespace) -> int:

@@ -25,7 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Run or resume a search. Without --config: NAS-Bench-201 CIFAR-10, WeakNAS against "
         "random search, 4 repeats (a few minutes on 2 cores). Rerunning with the same --output resumes.",
     )
-    parser.add_argument("--config", help="YAML config file (see configs/); default: the embedded quick default")
+    parser.add_argument(
+        "--config", help="a YAML file, or the name of a shipped config (`weaknas-ray configs`); default: nb201_quick"
+    )
     parser.add_argument("--output", help="output folder (config key output)")
     parser.add_argument("--repeats", type=int, help="repeats per method (search.repeats)")
     parser.add_argument("--max-sample", type=int, help="query budget per repeat (search.max_sample)")

@@ -17,13 +17,18 @@ draws its init and shuffles from ``numpy.random.default_rng(seed + i)``, so an e
 fits with those seeds. A member that stops is removed from the batch (its weights frozen) while the
 others keep training. :meth:`MLPEnsemble.fit_group` extends the batch across G ensembles that each train
 on their own data (G lockstep search repeats), equal to G separate fits.
+
+Two training steps use torch's private fast kernels, ``torch._fused_adam_`` and
+``torch.ops.aten.threshold_backward``, when this torch has them and they behave as expected; otherwise
+public operations do the same arithmetic (see :func:`kernels`). The choice is made once, on first use.
 """
 
 from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -351,7 +356,7 @@ def _loss_and_grads(params: list, xb, yb, alpha: float):
         grad_w[layer] = torch.bmm(acts[layer].transpose(1, 2), delta).to(weights[layer].dtype)
         grad_b[layer] = delta.sum(dim=1, keepdim=True).to(weights[layer].dtype)
         if layer:
-            delta = torch.ops.aten.threshold_backward(torch.bmm(delta, weights[layer].transpose(1, 2)), acts[layer], 0.0)
+            delta = kernels(torch).relu_backward(torch, torch.bmm(delta, weights[layer].transpose(1, 2)), acts[layer])
     return loss, grad_w + grad_b
 
 
@@ -363,15 +368,81 @@ def _adam_step(torch, state: dict, grads: list, lr: float, step: int, l2: float)
     ``l2`` (sklearn's ``alpha / batch``) is added to the weight gradients as ``l2 * W`` (torch's
     ``weight_decay``, which is plain L2, not AdamW); biases get none.
     """
-    counter = state.setdefault("step", torch.zeros((), device=state["params"][0].device))
-    counter.fill_(step)
     n_weights = len(grads) // 2
     for part, decay in ((slice(0, n_weights), l2), (slice(n_weights, None), 0.0)):
-        torch._fused_adam_(
-            state["params"][part], grads[part], state["m"][part], state["v"][part], [], [counter] * n_weights,
-            lr=lr, beta1=_BETA1, beta2=_BETA2, weight_decay=decay, eps=_EPS / np.sqrt(1 - _BETA2**step),
-            amsgrad=False, maximize=False,
+        kernels(torch).adam(
+            torch, state, state["params"][part], grads[part], state["m"][part], state["v"][part],
+            lr=lr, step=step, weight_decay=decay, eps=_EPS / np.sqrt(1 - _BETA2**step),
         )
+
+
+class Kernels(NamedTuple):
+    """The two training steps that have a private fast kernel: ``relu_backward(torch, grad, act)`` (``grad``
+    where ``act > 0``, else 0; may overwrite ``grad``) and ``adam(torch, state, params, grads, m, v, *, lr,
+    step, weight_decay, eps)`` (torch's Adam with L2 weight decay, in place on ``params``, ``m``, ``v``)."""
+
+    name: str
+    relu_backward: Callable
+    adam: Callable
+
+
+def _fused_adam(torch, state, params, grads, m, v, *, lr, step, weight_decay, eps) -> None:
+    counter = state.setdefault("step", torch.zeros((), device=params[0].device))
+    counter.fill_(step)
+    torch._fused_adam_(
+        params, grads, m, v, [], [counter] * len(params), lr=lr, beta1=_BETA1, beta2=_BETA2,
+        weight_decay=weight_decay, eps=eps, amsgrad=False, maximize=False,
+    )
+
+
+def _public_adam(torch, state, params, grads, m, v, *, lr, step, weight_decay, eps) -> None:
+    # NOTE: torch.optim.Adam's single-tensor arithmetic, which the fused kernel implements.
+    step_size, bias2_sqrt = lr / (1 - _BETA1**step), float(np.sqrt(1 - _BETA2**step))
+    for p, g, m_, v_ in zip(params, grads, m, v):
+        if weight_decay:
+            g = g.add(p, alpha=weight_decay)
+        m_.lerp_(g, 1 - _BETA1)
+        v_.mul_(_BETA2).addcmul_(g, g, value=1 - _BETA2)
+        p.addcdiv_(m_, (v_.sqrt() / bias2_sqrt).add_(eps), value=-step_size)
+
+
+def _fused_relu_backward(torch, grad, act):
+    return torch.ops.aten.threshold_backward(grad, act, 0.0)
+
+
+def _public_relu_backward(torch, grad, act):
+    return grad.masked_fill_(act <= 0, 0.0)
+
+
+FAST = Kernels("private torch kernels", _fused_relu_backward, _fused_adam)
+PUBLIC = Kernels("public torch operations", _public_relu_backward, _public_adam)
+_KERNELS: Kernels | None = None
+
+
+def kernels(torch) -> Kernels:
+    """The training kernels in use, chosen once: :data:`FAST` where this torch has the private kernels and
+    they give :data:`PUBLIC`'s results on a small probe, else :data:`PUBLIC` (another torch release may
+    rename or change private APIs; the public path then keeps working, only slower)."""
+    global _KERNELS
+    if _KERNELS is None:
+        _KERNELS = FAST if _probe(torch, FAST) else PUBLIC
+    return _KERNELS
+
+
+def _probe(torch, fast: Kernels) -> bool:
+    """Whether ``fast`` runs and agrees with :data:`PUBLIC` on one small Adam step and ReLU backward."""
+    gen = torch.Generator().manual_seed(0)
+    tensors = [torch.randn(2, 3, 4, generator=gen) for _ in range(4)]
+    runs = []
+    for kernel in (fast, PUBLIC):
+        params, grads, m, v = [[t.clone()] for t in tensors[:3]] + [[tensors[3].abs()]]
+        try:
+            kernel.adam(torch, {}, params, grads, m, v, lr=1e-3, step=3, weight_decay=1e-4, eps=1e-8)
+            relu = kernel.relu_backward(torch, tensors[0].clone(), tensors[1])
+        except (AttributeError, RuntimeError, TypeError):
+            return False
+        runs.append((params[0], m[0], v[0], relu))
+    return all(torch.allclose(a, b, rtol=1e-5, atol=1e-7) for a, b in zip(*runs))
 
 
 def _freeze(torch, params: list, state: dict, live: list[int], done: list[int]) -> None:

@@ -1,7 +1,10 @@
 """Figures of a run: best-so-far curves per method, and the paper's search-dynamics t-SNE.
 
-The t-SNE embedding of a pool is computed once and cached by a hash of the features (in
-``benchmarks_data/cache/`` or ``$WEAKNAS_CACHE``), since it takes minutes on a laptop.
+The t-SNE embedding of a pool is computed once and cached by a hash of the features (in the cache
+folder: ``$WEAKNAS_CACHE`` or ``~/.cache/weaknas-ray``), since it takes minutes on a laptop.
+
+Figures are ``matplotlib.figure.Figure`` objects drawn straight to files: no pyplot state and no
+backend switch, so plotting from a notebook or a GUI program leaves its matplotlib setup alone.
 """
 
 from __future__ import annotations
@@ -28,13 +31,11 @@ COLOUR_FLOOR_PERCENTILE = 10
 DYNAMICS_PANELS = 4
 
 
-def _pyplot():
-    import matplotlib
+def _figure(**kwargs):
+    """A new figure outside pyplot (imported here: matplotlib is heavy and only plotting needs it)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(**kwargs)
 
 
 def plot_curves(
@@ -55,8 +56,8 @@ def plot_curves(
     Returns:
         ``path``.
     """
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = _figure(figsize=(7, 4.5))
+    ax = fig.subplots()
     lows, highs = [], [] if optimum is None else [optimum]
     for prefix, (results, max_sample) in runs.items():
         x = np.arange(1, max_sample + 1)
@@ -80,7 +81,6 @@ def plot_curves(
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 
@@ -127,10 +127,10 @@ def plot_search_dynamics(
     Returns:
         ``path``.
     """
-    plt = _pyplot()
     iterations = np.unique(rows["iteration"].to_numpy())
     chosen = np.unique(iterations[np.linspace(0, iterations.size - 1, min(DYNAMICS_PANELS, iterations.size)).astype(int)])
-    fig, axes = plt.subplots(1, chosen.size, figsize=(4 * chosen.size, 4.2), squeeze=False)
+    fig = _figure(figsize=(4 * chosen.size, 4.2))
+    axes = fig.subplots(1, chosen.size, squeeze=False)
     order = np.argsort(accuracy)  # best architectures drawn last, on top
     for ax, z in zip(axes[0], chosen):
         points = ax.scatter(*embedding[order].T, c=accuracy[order], s=2, cmap="viridis", rasterized=True,
@@ -149,5 +149,4 @@ def plot_search_dynamics(
     if title:
         fig.suptitle(title, fontsize=10)
     fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return path

@@ -1,6 +1,6 @@
 """The output folder of a run: per-repeat parquet files written atomically, resume, merged tables.
 
-Layout (the README's output folder contract)::
+Layout (the output folder contract, docs/output.md)::
 
     DIR/config.yaml            the resolved config
     DIR/meta.json              benchmark name, pool size, optimum (for report without the benchmark)
