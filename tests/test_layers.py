@@ -21,7 +21,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "weaknas_ray"
 LAYERS: list[set[str]] = [
     {"exceptions", "arguments", "interfaces"},  # 0: interfaces, errors, argument checks: nothing of the project
     {"spaces"},  # 1: architecture arithmetic
-    {"benchmarks", "ofa"},  # 2: locating, checking, caching, loading benchmark data; oracles
+    {"benchmarks"},  # 2: locating, checking, caching, loading benchmark data; oracles
     {"predictors"},  # 3
     {"acquisition"},  # 4
     {"engine"},  # 5: ask/tell optimizers
@@ -33,11 +33,7 @@ LAYERS: list[set[str]] = [
 RANK = {unit: rank for rank, units in enumerate(LAYERS) for unit in units}
 # Imports that break the order, as (importing unit, imported unit), with the reason each is accepted.
 # Empty: a new entry needs a reason a reviewer accepts.
-EXCEPTIONS: dict[tuple[str, str], str] = {
-    ("results", "drivers"): "issue 15: load_configured_benchmark moves to benchmarks/",
-    ("spaces", "benchmarks"): "issue 15: loaders move to benchmarks/",
-    ("spaces", "ofa"): "issue 15: OFA arithmetic moves to spaces/, the rest under benchmarks/",
-}
+EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 
 def _unit(path: Path) -> str:

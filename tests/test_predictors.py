@@ -473,7 +473,7 @@ def test_mlp_matches_sklearn_on_nasbench201(shared_data):
     predicted ranking of 3,000 other cells."""
     from scipy.stats import kendalltau
 
-    from weaknas_ray.spaces.nasbench201 import load_benchmark
+    from weaknas_ray.benchmarks.nasbench201 import load_benchmark
 
     bench = load_benchmark("cifar10", data_dir=str(shared_data))
     X = bench.space.features

@@ -9,14 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from weaknas_ray.benchmarks.registry import Benchmark
 from weaknas_ray.config import load_config, method_settings
 from weaknas_ray.drivers.loop import run_repeat
 from weaknas_ray.drivers.ray_runner import run_search
 from weaknas_ray.drivers.ray_scoring import RayPoolScorer, choose_chunk_size, put_pool_chunks
 from weaknas_ray.engine import make_optimizer
 from weaknas_ray.exceptions import ConfigError
-from weaknas_ray.spaces.base import ArraySpace, TableOracle
+from weaknas_ray.interfaces import Benchmark
+from weaknas_ray.spaces import ArraySpace, TableOracle
 
 # NOTE: a tiny MLP keeps a WeakNAS repeat well under a second on a loaded 2-core machine.
 TINY_MLP = {"predictor": "mlp", "predictor_params": {"hidden": [16], "max_epochs": 15}}

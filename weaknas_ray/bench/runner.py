@@ -61,9 +61,10 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _benchmark():
-    from weaknas_ray.benchmarks.registry import Benchmark, load_benchmark
+    from weaknas_ray.benchmarks.registry import load_benchmark
     from weaknas_ray.exceptions import BenchmarkDataError
-    from weaknas_ray.spaces.base import ArraySpace, TableOracle
+    from weaknas_ray.interfaces import Benchmark, TableOracle
+    from weaknas_ray.spaces import ArraySpace
 
     try:
         return load_benchmark("nasbench201", dataset="cifar10"), "NAS-Bench-201 cifar10"

@@ -35,10 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def list_files(args: argparse.Namespace) -> int:
     """One line per manifest file; returns 1 when any found file is corrupt."""
     from weaknas_ray.benchmarks.manifest import load_manifest
+    from weaknas_ray.benchmarks.nasbench101 import FULL_KEY
     from weaknas_ray.benchmarks.paths import resolve_file
     from weaknas_ray.benchmarks.store import cache_path, verify_checksum
     from weaknas_ray.exceptions import BenchmarkDataError
-    from weaknas_ray.spaces.nasbench101 import FULL_KEY
 
     corrupt = 0
     print(f"{'file':22} {'benchmark':12} {'status':8} {'rows':>7}  path")
@@ -91,7 +91,7 @@ def check(args: argparse.Namespace) -> int:
 
 def convert_file(args: argparse.Namespace) -> int:
     """Convert the official NAS-Bench-101 tfrecord into the cache (see ``convert_tfrecord_to_cache``)."""
-    from weaknas_ray.spaces.nasbench101 import convert_tfrecord_to_cache
+    from weaknas_ray.benchmarks.nasbench101 import convert_tfrecord_to_cache
 
     written = convert_tfrecord_to_cache(
         args.tfrecord, verify_checksum=not args.no_checksum, verify_data_crc=args.verify_crc

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from weaknas_ray.benchmarks.registry import load_configured_benchmark
 from weaknas_ray.config import method_settings
 from weaknas_ray.exceptions import ConfigError, WeakNASError
 from weaknas_ray.results.aggregate import counted
@@ -58,26 +59,6 @@ class RunOutcome:
     summary: dict[str, Any] | None
 
 
-def load_configured_benchmark(config: dict[str, Any]):
-    """The benchmark a config names: ``benchmark.name`` through the registry, or ``benchmark.loader``
-    (``"module:function"``, for users' own pools), every other key passed as a keyword option."""
-    import importlib
-
-    from weaknas_ray.arguments import check_arguments
-    from weaknas_ray.benchmarks.registry import load_benchmark
-
-    options = dict(config["benchmark"])
-    if "loader" in options:
-        module, func = options.pop("loader").split(":")
-        try:
-            loader = getattr(importlib.import_module(module), func)
-        except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"benchmark.loader: cannot import {module}:{func} ({exc})") from None
-        check_arguments(loader, options, "benchmark", f"loader {module}:{func}")
-        return loader(**options)
-    return load_benchmark(options.pop("name"), **options)
-
-
 def run_one_repeat(benchmark, task: RepeatTask, pool_scorer=None, on_batch: Callable | None = None):
     """Run one repeat in this process (see :func:`run_repeats`); returns its ``(rows, final_top1)``."""
     return run_repeats(benchmark, [task], pool_scorer, on_batch)[0]
@@ -91,7 +72,7 @@ def run_repeats(benchmark, tasks: list[RepeatTask], pool_scorer=None, on_batch: 
     :func:`~weaknas_ray.drivers.group_loop.run_group`, which fits their predictors as one batched model.
 
     Args:
-        benchmark: a :class:`~weaknas_ray.benchmarks.registry.Benchmark`.
+        benchmark: a :class:`~weaknas_ray.interfaces.Benchmark`.
         tasks: what to run; a group shares method and ``stop_at_optimum``.
         pool_scorer: passed to methods whose constructor takes one (chunked Ray scoring).
         on_batch: called with each batch's rows of any repeat.

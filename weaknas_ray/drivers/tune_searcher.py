@@ -31,7 +31,7 @@ from ray.tune.search import Searcher
 from weaknas_ray.drivers.tune_space import SubsetSpace, space_from_domains
 from weaknas_ray.engine import make_optimizer
 from weaknas_ray.exceptions import ConfigError, WeakNASError
-from weaknas_ray.spaces.base import SearchSpace
+from weaknas_ray.interfaces import SearchSpace
 
 logger = logging.getLogger(__name__)
 
