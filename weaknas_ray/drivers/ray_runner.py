@@ -20,7 +20,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache, lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -225,6 +225,7 @@ def check_methods(config: dict[str, Any], benchmark) -> None:
         ConfigError: naming the key (``search.max_sample``, ``methods.<m>...``).
     """
     from weaknas_ray.engine import make_optimizer
+    from weaknas_ray.engine.base import PredictorOptimizer
 
     search, n_pool = config["search"], len(benchmark.space)
     if search["max_sample"] > n_pool:
@@ -233,7 +234,7 @@ def check_methods(config: dict[str, Any], benchmark) -> None:
         try:
             optimizer = make_optimizer(method, benchmark.space, search["max_sample"], search["seed"],
                                        **method_settings(config, method))
-            if hasattr(optimizer, "new_predictor"):
+            if isinstance(optimizer, PredictorOptimizer):
                 optimizer.new_predictor()
         except WeakNASError as exc:
             raise ConfigError(_key_path(method, str(exc))) from exc
