@@ -129,7 +129,7 @@ def test_supernet_config_runs_end_to_end(ray_session, tiny_imagenet, tmp_path):
     config = load_config(root / "configs" / "ofa_mbv3_supernet.yaml", overrides)
     bench = load_configured_benchmark(config)
     try:
-        outcome = run_search(config, benchmark=bench, progress=False, report=False, echo=lambda *a: None)
+        outcome = run_search(config, benchmark=bench, progress=False, echo=lambda *a: None)
     finally:
         bench.oracle.shutdown()  # the evaluators hold CPU and GPU shares of the session's Ray
     assert not outcome.failures

@@ -81,7 +81,8 @@ def _repeat_times(bench, repeats: int, max_sample: int, hidden: list[int], cpus:
     import torch
 
     from weaknas_ray.config import load_config
-    from weaknas_ray.drivers.ray_runner import plan_tasks, run_one_repeat, run_search
+    from weaknas_ray.drivers.ray_runner import run_search
+    from weaknas_ray.drivers.repeats import plan_tasks, run_one_repeat
 
     overrides = {
         "benchmark": {"name": "nasbench201"},  # saved in the temporary config only: bench is passed in
@@ -101,7 +102,7 @@ def _repeat_times(bench, repeats: int, max_sample: int, hidden: list[int], cpus:
             with tempfile.TemporaryDirectory() as out:
                 config = load_config(overrides={**overrides, **extra, "output": out, "ray.max_workers": workers})
                 start = time.perf_counter()
-                run_search(config, benchmark=bench, progress=False, report=False, echo=lambda *_: None)
+                run_search(config, benchmark=bench, progress=False, echo=lambda *_: None)
                 times[label] = time.perf_counter() - start
     return times
 
