@@ -11,7 +11,7 @@ from weaknas_ray.drivers.loop import run_repeat
 from weaknas_ray.engine import make_optimizer
 from weaknas_ray.engine.testing import GridSpace
 from weaknas_ray.exceptions import ConfigError
-from weaknas_ray.spaces.base import ArraySpace, TableOracle
+from weaknas_ray.spaces import ArraySpace, TableOracle
 
 
 def grid(n_dims: int = 3, n_opts: int = 4):

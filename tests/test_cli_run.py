@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from weaknas_ray.benchmarks.registry import Benchmark
 from weaknas_ray.cli import main
-from weaknas_ray.spaces.base import ArraySpace, TableOracle
+from weaknas_ray.interfaces import Benchmark
+from weaknas_ray.spaces import ArraySpace, TableOracle
 
 ROOT = Path(__file__).resolve().parents[1]
 # NOTE: 4 batches of 10 at 0.4 s each: a repeat lasts long enough to kill the run between repeats.

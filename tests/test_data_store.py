@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from weaknas_ray.benchmarks import paths, store
+from weaknas_ray.benchmarks import nasbench201 as nb201_data
+from weaknas_ray.benchmarks.convert import nasbench201 as nb201_convert
 from weaknas_ray.benchmarks.manifest import file_spec, load_manifest
 from weaknas_ray.exceptions import BenchmarkDataError
 from weaknas_ray.spaces import nasbench201 as nb201
@@ -131,15 +133,15 @@ def test_manifest_lists_the_known_files():
 
 def test_wrong_checksum_names_file(roots):
     path = tiny_csv(roots / "cli" / "nasbench201" / "nb201_200ep.csv")
-    nb201._load_table.cache_clear()
+    nb201_data._load_table.cache_clear()
     with pytest.raises(BenchmarkDataError, match="checksum mismatch") as info:
-        nb201.load_benchmark("cifar10", data_dir=roots / "cli")
+        nb201_data.load_benchmark("cifar10", data_dir=roots / "cli")
     assert str(path) in str(info.value)
 
 
 def convert(path, rows=None):
     return store.cached_table(
-        store.cache_key("t", path), path, nb201.convert_csv, schema_version=1, expected_sha256=None, rows=rows
+        store.cache_key("t", path), path, nb201_convert.convert_csv, schema_version=1, expected_sha256=None, rows=rows
     )
 
 
@@ -273,7 +275,7 @@ def counting(build):
 
 def test_cache_of_another_schema_version_is_rebuilt(roots):
     path = tiny_csv(roots / "t.csv")
-    build = counting(nb201.convert_csv)
+    build = counting(nb201_convert.convert_csv)
     key = store.cache_key("t", path)
     store.cached_table(key, path, build, schema_version=1)
     store.cached_table(key, path, build, schema_version=1)
@@ -286,7 +288,7 @@ def test_cache_of_another_schema_version_is_rebuilt(roots):
 
 def test_same_size_new_content_and_mtime_is_rebuilt(roots):
     path = tiny_csv(roots / "t.csv")
-    build = counting(nb201.convert_csv)
+    build = counting(nb201_convert.convert_csv)
     key = store.cache_key("t", path)
     before = store.cached_table(key, path, build, schema_version=1)
     assert before["cifar10_test_acc"].tolist() == [50.0, 50.0]
@@ -302,12 +304,12 @@ def test_same_size_new_content_and_mtime_is_rebuilt(roots):
 def test_cache_built_without_a_checksum_still_checks_one_given_later(roots):
     path = tiny_csv(roots / "t.csv")
     key = store.cache_key("t", path)
-    store.cached_table(key, path, nb201.convert_csv, schema_version=1, expected_sha256=None)
+    store.cached_table(key, path, nb201_convert.convert_csv, schema_version=1, expected_sha256=None)
     with pytest.raises(BenchmarkDataError, match="checksum mismatch") as info:
-        store.cached_table(key, path, nb201.convert_csv, schema_version=1, expected_sha256="0" * 64)
+        store.cached_table(key, path, nb201_convert.convert_csv, schema_version=1, expected_sha256="0" * 64)
     assert str(path) in str(info.value)
     good = store.sha256_file(path)  # the right checksum is accepted from the same cache
-    store.cached_table(key, path, nb201.convert_csv, schema_version=1, expected_sha256=good)
+    store.cached_table(key, path, nb201_convert.convert_csv, schema_version=1, expected_sha256=good)
 
 
 def test_repeated_architecture_is_a_schema_error(roots):

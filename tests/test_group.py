@@ -91,7 +91,7 @@ def test_runner_repeats_per_actor_gives_the_same_rows(ray_session, tmp_path):
     frames = []
     for group in (1, 2):
         config = config_for(tmp_path / str(group), **{"search.repeats": 3, "ray.repeats_per_actor": group})
-        outcome = run_search(config, benchmark=bench, progress=False, report=False, echo=lambda *_: None)
+        outcome = run_search(config, benchmark=bench, progress=False, echo=lambda *_: None)
         assert (outcome.ran, outcome.failures) == (6, [])
         frames.append(pd.read_parquet(outcome.output / "results.parquet").sort_values(["method", "repeat", "query"]))
     pd.testing.assert_frame_equal(comparable(frames[1]), comparable(frames[0]))
@@ -103,7 +103,7 @@ def test_repeats_per_actor_must_be_positive():
 
 
 def test_group_tasks_keeps_consecutive_repeats_of_one_method():
-    from weaknas_ray.drivers.ray_runner import RepeatTask, group_tasks
+    from weaknas_ray.drivers.repeats import RepeatTask, group_tasks
 
     tasks = [RepeatTask(m, r, r, 10) for r in (0, 1, 2, 4) for m in ("weaknas", "random")]
     groups = group_tasks(tasks, 2)

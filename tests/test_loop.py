@@ -8,7 +8,7 @@ import pytest
 from weaknas_ray.drivers.loop import COLUMNS, run_repeat
 from weaknas_ray.engine.baselines import RandomSearch
 from weaknas_ray.exceptions import WeakNASError
-from weaknas_ray.spaces.base import ArraySpace, Oracle, TableOracle
+from weaknas_ray.spaces import ArraySpace, Oracle, TableOracle
 
 N = 60
 
@@ -91,7 +91,7 @@ def test_extra_measurements_become_columns_and_elapsed_counts_from_the_start(tab
     """Every ``Evaluation.extra`` entry is a result column; ``elapsed_s`` is the time since the repeat began."""
     import time
 
-    from weaknas_ray.spaces.base import Evaluation
+    from weaknas_ray.spaces import Evaluation
 
     space, base = table
 

@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from weaknas_ray.benchmarks import store
-from weaknas_ray.benchmarks.tfrecord import crc32c, masked_crc32c, parse_model_metrics
+from weaknas_ray.benchmarks import nasbench101 as nb101_data
+from weaknas_ray.benchmarks.convert import nasbench101 as nb101_convert
+from weaknas_ray.benchmarks.convert.tfrecord import crc32c, masked_crc32c, parse_model_metrics
 from weaknas_ray.exceptions import BenchmarkDataError, ConfigError, UnknownArchitectureError
 from weaknas_ray.spaces import nasbench101 as nb101
 
@@ -75,15 +77,15 @@ def tfrecord(tmp_path):
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("WEAKNAS_CACHE", str(tmp_path / "cache"))
-    nb101._load.cache_clear()
+    nb101_data._load.cache_clear()
     yield tmp_path / "cache"
-    nb101._load.cache_clear()
+    nb101_data._load.cache_clear()
 
 
 @pytest.fixture(scope="module")
 def sample(shared_data):
     with pytest.warns(UserWarning, match="no test accuracy"):
-        return nb101.load_benchmark(data_dir=shared_data)
+        return nb101_data.load_benchmark(data_dir=shared_data)
 
 
 def test_crc32c_known_vector():
@@ -159,7 +161,7 @@ def test_sample_round_trips_and_encoding(sample):
 
 def test_converted_rows_are_sorted_by_hash(shared_data):
     """A cell's index is its rank by canonical hash, whatever the record order of the source file."""
-    columns = nb101.convert_naslib_json(shared_data / "nasbench101" / "naslib_zc_nasbench101_500.json")
+    columns = nb101_convert.convert_naslib_json(shared_data / "nasbench101" / "naslib_zc_nasbench101_500.json")
     hashes = columns["hash"].tolist()
     assert len(hashes) == 292 and hashes == sorted(hashes)
 
@@ -172,7 +174,7 @@ def test_sample_isomorphic_records_share_parameters(shared_data):
     groups = collections.defaultdict(list)
     for key, rec in raw["nasbench101"]["cifar10"].items():
         values = [int(v) for v in key.strip("()").split(",")]
-        *_, digest = nb101.canonical(np.reshape(values[:49], (7, 7)), [nb101.NASLIB_OPS[v] for v in values[49:]])
+        *_, digest = nb101.canonical(np.reshape(values[:49], (7, 7)), [nb101_convert.NASLIB_OPS[v] for v in values[49:]])
         groups[digest].append((rec["params"], rec["val_accuracy"]))
     assert len(groups) == 292 and max(len(g) for g in groups.values()) > 1
     for members in groups.values():
@@ -217,7 +219,7 @@ def test_mutate_in_a_dense_pool_is_one_nasbench_step(monkeypatch):
 
 
 def test_tfrecord_converter(tfrecord):
-    columns = nb101.convert_tfrecord(tfrecord, verify_data_crc=True)
+    columns = nb101_convert.convert_tfrecord(tfrecord, verify_data_crc=True)
     assert len(columns["hash"]) == 2
     row = {h.decode(): r for r, h in enumerate(columns["hash"])}[nb101.canonical(*CELLS[0][:2])[2]]
     np.testing.assert_allclose(columns["valid_acc_seeds"][row], [90, 92, 94])
@@ -236,31 +238,31 @@ def test_parse_model_metrics():
 
 
 def test_converted_cache_is_loaded_without_the_tfrecord(tfrecord, cache, tmp_path):
-    written = nb101.convert_tfrecord_to_cache(tfrecord, verify_checksum=False)
+    written = nb101_data.convert_tfrecord_to_cache(tfrecord, verify_checksum=False)
     assert written.parent == cache
     tfrecord.unlink()
-    bench = nb101.load_benchmark(data_dir=tmp_path)
+    bench = nb101_data.load_benchmark(data_dir=tmp_path)
     assert len(bench.space) == 2
     assert sorted(bench.oracle.reported.round(6)) == [81.0, 91.0]
     assert bench.oracle.cost is not None
-    noisy = nb101.load_benchmark(data_dir=tmp_path, noisy=True).oracle.for_repeat(1)
+    noisy = nb101_data.load_benchmark(data_dir=tmp_path, noisy=True).oracle.for_repeat(1)
     assert all(v in (80, 82, 84, 90, 92, 94) for v in noisy.search.round(6))
     assert bench.oracle.for_repeat(1) is bench.oracle  # without noisy: the mean labels in every repeat
 
 
 def test_outdated_converted_cache_is_refused(tfrecord, cache, tmp_path):
     """A cache written by another converter version is not loaded: the error says to convert again."""
-    nb101.convert_tfrecord_to_cache(tfrecord, verify_checksum=False)
+    nb101_data.convert_tfrecord_to_cache(tfrecord, verify_checksum=False)
     tfrecord.unlink()
-    columns, meta = store.read_cache(nb101.FULL_KEY)
-    store.write_cache(nb101.FULL_KEY, columns, {**meta, "schema_version": nb101.SCHEMA_VERSION - 1})
+    columns, meta = store.read_cache(nb101_data.FULL_KEY)
+    store.write_cache(nb101_data.FULL_KEY, columns, {**meta, "schema_version": nb101_convert.SCHEMA_VERSION - 1})
     with pytest.raises(BenchmarkDataError, match="outdated cache"):
-        nb101.load_benchmark(data_dir=tmp_path)
+        nb101_data.load_benchmark(data_dir=tmp_path)
 
 
 def test_tfrecord_checksum_is_checked(tfrecord, cache):
     with pytest.raises(BenchmarkDataError, match="checksum mismatch"):
-        nb101.convert_tfrecord_to_cache(tfrecord)
+        nb101_data.convert_tfrecord_to_cache(tfrecord)
 
 
 @pytest.mark.parametrize(
@@ -274,7 +276,7 @@ def test_tfrecord_checksum_is_checked(tfrecord, cache):
 def test_damaged_tfrecord(tfrecord, damage, message):
     tfrecord.write_bytes(damage(tfrecord.read_bytes()))
     with pytest.raises(BenchmarkDataError, match=message) as info:
-        nb101.convert_tfrecord(tfrecord, verify_data_crc=True)
+        nb101_convert.convert_tfrecord(tfrecord, verify_data_crc=True)
     assert str(tfrecord) in str(info.value)
 
 
@@ -289,7 +291,7 @@ def test_wrong_record_format(tmp_path):
     path = tmp_path / "x.tfrecord"
     path.write_bytes(frame(b'{"not": "a list"}'))
     with pytest.raises(BenchmarkDataError, match="record 0 is not a NAS-Bench-101 record"):
-        nb101.convert_tfrecord(path)
+        nb101_convert.convert_tfrecord(path)
 
 
 def test_bad_sample_file(tmp_path, cache):
@@ -297,27 +299,27 @@ def test_bad_sample_file(tmp_path, cache):
     bad.parent.mkdir(parents=True)
     bad.write_text('{"nasbench101": {"cifar10": {"(0, 1)": {"val_accuracy": 1}}}}')
     with pytest.raises(BenchmarkDataError, match="entry '\\(0, 1\\)'...: 2 entries, expected 56"):
-        nb101.convert_naslib_json(bad)
+        nb101_convert.convert_naslib_json(bad)
     with pytest.raises(BenchmarkDataError, match="checksum mismatch"):
-        nb101.load_benchmark(data_dir=tmp_path / "data")
+        nb101_data.load_benchmark(data_dir=tmp_path / "data")
     bad.write_text("{not json")
     with pytest.raises(BenchmarkDataError, match="not a NASLib"):
-        nb101.convert_naslib_json(bad)
+        nb101_convert.convert_naslib_json(bad)
 
 
 def test_dataset_and_noisy_options(shared_data, cache):
     with pytest.raises(ConfigError, match="only 'cifar10'"):
-        nb101.load_benchmark("cifar100")
+        nb101_data.load_benchmark("cifar100")
     with pytest.warns(UserWarning), pytest.raises(ConfigError, match="per-seed"):
-        nb101.load_benchmark(data_dir=shared_data, noisy=True)
-    assert store.cache_path(nb101.FULL_KEY).parent == cache
+        nb101_data.load_benchmark(data_dir=shared_data, noisy=True)
+    assert store.cache_path(nb101_data.FULL_KEY).parent == cache
 
 
 def test_cli_convert(tfrecord, cache, capsys):
     from weaknas_ray.cli import main
 
     assert main(["data", "convert", "nasbench101", "--tfrecord", str(tfrecord), "--no-checksum", "--verify-crc"]) == 0
-    assert str(cache / f"{nb101.FULL_KEY}.npz") in capsys.readouterr().out
+    assert str(cache / f"{nb101_data.FULL_KEY}.npz") in capsys.readouterr().out
     assert main(["data", "convert", "nasbench101", "--tfrecord", str(tfrecord)]) == 2  # not the official file
     assert "checksum mismatch" in capsys.readouterr().err
 

@@ -8,6 +8,8 @@ import time
 import numpy as np
 import pytest
 
+from weaknas_ray.benchmarks import nasbench201 as nb201_data
+from weaknas_ray.benchmarks.convert import nasbench201 as nb201_convert
 from weaknas_ray.benchmarks.registry import load_benchmark as load_by_name
 from weaknas_ray.exceptions import ConfigError, UnknownArchitectureError
 from weaknas_ray.spaces import nasbench201 as nb201
@@ -21,7 +23,7 @@ EXPECTED_OPTIMA = {  # (search, reported), from the shared data README
 
 @pytest.fixture(scope="module")
 def bench(shared_data):
-    return nb201.load_benchmark("cifar10", data_dir=shared_data)
+    return nb201_data.load_benchmark("cifar10", data_dir=shared_data)
 
 
 def synthetic_space() -> nb201.NASBench201Space:
@@ -99,7 +101,7 @@ def test_index_of_rejects_bad_architectures(bad):
 
 @pytest.mark.parametrize("dataset", list(EXPECTED_OPTIMA))
 def test_optima_match_published_table(shared_data, dataset):
-    bench = nb201.load_benchmark(dataset, data_dir=shared_data)
+    bench = nb201_data.load_benchmark(dataset, data_dir=shared_data)
     assert bench.name == f"nasbench201/{dataset}"
     search, reported = bench.oracle.optimum
     assert (round(search, 4), round(reported, 4)) == EXPECTED_OPTIMA[dataset]
@@ -121,9 +123,9 @@ def test_registry_dispatch(shared_data):
 
 
 def test_noisy_oracle_draws_one_available_seed(shared_data):
-    bench = nb201.load_benchmark("cifar10", data_dir=shared_data, noisy=True)
-    table = nb201.load_table(shared_data)
-    seeds = np.stack([table[c] for c in nb201.seed_columns("cifar10_valid_valid_acc")], axis=1)
+    bench = nb201_data.load_benchmark("cifar10", data_dir=shared_data, noisy=True)
+    table = nb201_data.load_table(shared_data)
+    seeds = np.stack([table[c] for c in nb201_convert.seed_columns("cifar10_valid_valid_acc")], axis=1)
     first, again, other = (bench.oracle.for_repeat(s).search for s in (3, 3, 4))
     np.testing.assert_array_equal(first, again)
     assert not np.array_equal(first, other)
@@ -136,28 +138,28 @@ def test_noisy_oracle_draws_one_available_seed(shared_data):
     shares = (first[distinct, None] == seeds[distinct]).mean(axis=0)
     assert np.all(np.abs(shares - 1 / 3) < 0.03), shares
     np.testing.assert_array_equal(bench.oracle.for_repeat(3).reported, bench.oracle.reported)
-    plain = nb201.load_benchmark("cifar10", data_dir=shared_data).oracle
+    plain = nb201_data.load_benchmark("cifar10", data_dir=shared_data).oracle
     assert plain.for_repeat(3) is plain
 
 
 def test_repeated_and_cached_loads_are_fast_and_equal(shared_data, tmp_path, monkeypatch):
     monkeypatch.setenv("WEAKNAS_CACHE", str(tmp_path))
-    nb201._load_table.cache_clear()
-    fresh = nb201.load_table(shared_data)  # converts the CSV into tmp_path
-    nb201._load_table.cache_clear()
+    nb201_data._load_table.cache_clear()
+    fresh = nb201_data.load_table(shared_data)  # converts the CSV into tmp_path
+    nb201_data._load_table.cache_clear()
     start = time.perf_counter()
-    cached = nb201.load_table(shared_data)  # from the columnar cache
+    cached = nb201_data.load_table(shared_data)  # from the columnar cache
     elapsed = time.perf_counter() - start
     assert elapsed < 0.5, f"cached load took {elapsed:.3f}s"
     assert fresh.keys() == cached.keys()
     for name in fresh:
         np.testing.assert_array_equal(fresh[name], cached[name])
-    assert nb201.load_table(shared_data) is cached  # per-process cache
+    assert nb201_data.load_table(shared_data) is cached  # per-process cache
 
 
 def test_unknown_dataset():
     with pytest.raises(ConfigError, match="ImageNet16-120"):
-        nb201.load_benchmark("imagenet")
+        nb201_data.load_benchmark("imagenet")
 
 
 def test_mutate_in_the_full_table_never_falls_back(monkeypatch):
@@ -178,9 +180,9 @@ def test_space_rejects_op_ids_out_of_range():
 
 
 def test_table_columns_are_read_only(shared_data):
-    table = nb201.load_table(shared_data)
+    table = nb201_data.load_table(shared_data)
     assert table and not any(column.flags.writeable for column in table.values())
-    assert not nb201.load_benchmark("cifar10", data_dir=shared_data).space.features.flags.writeable
+    assert not nb201_data.load_benchmark("cifar10", data_dir=shared_data).space.features.flags.writeable
 
 
 def test_changed_file_is_not_served_from_the_per_process_cache(shared_data, tmp_path, monkeypatch):
@@ -194,11 +196,11 @@ def test_changed_file_is_not_served_from_the_per_process_cache(shared_data, tmp_
     copy = tmp_path / "data" / "nasbench201" / "nb201_200ep.csv"
     copy.parent.mkdir(parents=True)
     shutil.copyfile(shared_data / "nasbench201" / "nb201_200ep.csv", copy)
-    assert len(nb201.load_table(tmp_path / "data")["ops"]) == 15625
+    assert len(nb201_data.load_table(tmp_path / "data")["ops"]) == 15625
     with open(copy, "a") as handle:
         handle.write("\n")
     with pytest.raises(BenchmarkDataError, match="checksum mismatch"):
-        nb201.load_table(tmp_path / "data")
+        nb201_data.load_table(tmp_path / "data")
 
 
 def test_noisy_draw_is_uniform_over_each_cells_available_seeds():

@@ -8,16 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from weaknas_ray.benchmarks.ofa import pool
+from weaknas_ray.benchmarks.ofa.pool import build_pool
 from weaknas_ray.benchmarks.store import read_cache, write_cache
 from weaknas_ray.exceptions import ConfigError, UnknownArchitectureError
-from weaknas_ray.ofa import arch, pool
-from weaknas_ray.ofa.pool import build_pool
+from weaknas_ray.spaces import ofa_arch as arch
 
 
 @pytest.fixture(scope="module")
 def ofa():
     pytest.importorskip("ofa")
-    from weaknas_ray.ofa.compat import ofa_modules
+    from weaknas_ray.benchmarks.ofa.compat import ofa_modules
 
     return ofa_modules()
 

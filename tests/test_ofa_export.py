@@ -9,12 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from weaknas_ray.benchmarks.ofa import export
 from weaknas_ray.cli import main
 from weaknas_ray.commands.ofa import _answer
 from weaknas_ray.config import load_config
 from weaknas_ray.exceptions import BenchmarkDataError, ConfigError
-from weaknas_ray.ofa import arch, export
 from weaknas_ray.results.records import RunStore
+from weaknas_ray.spaces import ofa_arch as arch
 
 ARCHS = [arch.format_arch_str(row, 224) for row in arch.sample_configs(np.random.default_rng(0), 3)]
 

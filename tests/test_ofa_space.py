@@ -7,13 +7,13 @@ import pytest
 
 from weaknas_ray.benchmarks.registry import load_benchmark
 from weaknas_ray.exceptions import BenchmarkDataError, ConfigError, UnknownArchitectureError
-from weaknas_ray.ofa import arch
+from weaknas_ray.spaces import ofa_arch as arch
 from weaknas_ray.spaces.ofa_mbv3 import OFAMobileNetV3Space
 
 
 @pytest.fixture(scope="module")
 def predictor(shared_data):
-    from weaknas_ray.ofa.surrogate import AccuracyPredictor, locate_predictor
+    from weaknas_ray.benchmarks.ofa.surrogate import AccuracyPredictor, locate_predictor
 
     return AccuracyPredictor(locate_predictor(data_dir=shared_data))
 
@@ -65,8 +65,8 @@ def test_load_benchmark_errors(tmp_path):
 
 
 def test_surrogate_ranks_dynast_measurements(shared_data, predictor, capsys):
+    from weaknas_ray.benchmarks.ofa.surrogate import kendall_tau_check
     from weaknas_ray.cli import main
-    from weaknas_ray.ofa.surrogate import kendall_tau_check
 
     check = kendall_tau_check(predictor, shared_data)
     assert check.n_rows == 2373 and check.n_unique < check.n_rows

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from weaknas_ray.benchmarks.ofa.imagenet import FolderSplit, PackedSplit, open_split, pack_split
 from weaknas_ray.exceptions import BenchmarkDataError
-from weaknas_ray.ofa.imagenet import FolderSplit, PackedSplit, open_split, pack_split
 
 pytest.importorskip("ofa")
 RES = 64  # NOTE: tiny images keep a CPU query under a second; OFA's networks take any resolution
@@ -41,7 +41,7 @@ def test_decoding_follows_torchvisions_resize_and_center_crop(tmp_path):
     becomes int(74 * 80 / 57) = 103 x 74, cropped at round(39 / 2) = 20 (round half to even), round(10 / 2) = 5."""
     from PIL import Image
 
-    from weaknas_ray.ofa.imagenet import decode_image
+    from weaknas_ray.benchmarks.ofa.imagenet import decode_image
 
     pixels = np.random.default_rng(1).integers(0, 256, size=(57, 80, 3), dtype=np.uint8)
     Image.fromarray(pixels).save(tmp_path / "a.png")
@@ -68,8 +68,8 @@ def test_folder_and_packed_shards_agree(tiny_imagenet, tmp_path):
 
 
 def test_supernet_oracle_merges_shards_like_one_evaluator(ray_session, tiny_imagenet):
+    from weaknas_ray.benchmarks.ofa.evaluator import SubnetEvaluator
     from weaknas_ray.benchmarks.registry import load_benchmark
-    from weaknas_ray.ofa.evaluator import SubnetEvaluator
 
     bench = load_benchmark("ofa_mbv3", imagenet=tiny_imagenet, **TINY)
     assert bench.name == "ofa_mbv3/supernet"
@@ -93,7 +93,7 @@ def test_merge_counts_weighs_shards_by_their_images(ray_session):
     so stand-in actors give the counts here)."""
     import ray
 
-    from weaknas_ray.ofa.evaluator import merge_counts
+    from weaknas_ray.benchmarks.ofa.evaluator import merge_counts
 
     @ray.remote(num_cpus=0)
     class Shard:
@@ -114,8 +114,9 @@ def test_merge_counts_weighs_shards_by_their_images(ray_session):
 def test_supernet_config_runs_end_to_end(ray_session, tiny_imagenet, tmp_path):
     import pandas as pd
 
+    from weaknas_ray.benchmarks.registry import load_configured_benchmark
     from weaknas_ray.config import load_config
-    from weaknas_ray.drivers.ray_runner import load_configured_benchmark, run_search
+    from weaknas_ray.drivers.ray_runner import run_search
 
     root = Path(__file__).resolve().parents[1]
     overrides = {f"benchmark.{key}": value for key, value in TINY.items()}
@@ -128,7 +129,7 @@ def test_supernet_config_runs_end_to_end(ray_session, tiny_imagenet, tmp_path):
     config = load_config(root / "configs" / "ofa_mbv3_supernet.yaml", overrides)
     bench = load_configured_benchmark(config)
     try:
-        outcome = run_search(config, benchmark=bench, progress=False, report=False, echo=lambda *a: None)
+        outcome = run_search(config, benchmark=bench, progress=False, echo=lambda *a: None)
     finally:
         bench.oracle.shutdown()  # the evaluators hold CPU and GPU shares of the session's Ray
     assert not outcome.failures
@@ -171,9 +172,9 @@ def test_export_loads_back_into_ofa(tiny_imagenet, tmp_path):
 
     import torch
 
+    from weaknas_ray.benchmarks.ofa.compat import build_supernet, ofa_modules
     from weaknas_ray.cli import main
-    from weaknas_ray.ofa import arch
-    from weaknas_ray.ofa.compat import build_supernet, ofa_modules
+    from weaknas_ray.spaces import ofa_arch as arch
 
     row = arch.sample_configs(np.random.default_rng(7), 1)[0]
     text = arch.format_arch_str(row, RES)

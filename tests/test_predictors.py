@@ -513,7 +513,7 @@ def test_mlp_matches_sklearn_on_nasbench201(shared_data):
     predicted ranking of 3,000 other cells."""
     from scipy.stats import kendalltau
 
-    from weaknas_ray.spaces.nasbench201 import load_benchmark
+    from weaknas_ray.benchmarks.nasbench201 import load_benchmark
 
     bench = load_benchmark("cifar10", data_dir=str(shared_data))
     X = bench.space.features
@@ -533,7 +533,7 @@ def test_mlp_matches_sklearn_on_nasbench201(shared_data):
 
 def test_bench_flop_count():
     """Forward 2*in*out per layer; a training step adds the weight gradient and all but layer 0's delta."""
-    from weaknas_ray.bench.predictor import _flops_per_row
+    from weaknas_ray.speed.predictor import _flops_per_row
 
     assert _flops_per_row([2, 3, 1]) == (2 * (6 + 3), 2 * (6 + 3) + 2 * (6 + 3) + 2 * 3)
 

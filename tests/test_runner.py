@@ -9,14 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from weaknas_ray.benchmarks.registry import Benchmark
 from weaknas_ray.config import load_config, method_settings
 from weaknas_ray.drivers.loop import run_repeat
 from weaknas_ray.drivers.ray_runner import run_search
 from weaknas_ray.drivers.ray_scoring import RayPoolScorer, choose_chunk_size, put_pool_chunks
 from weaknas_ray.engine import make_optimizer
 from weaknas_ray.exceptions import ConfigError
-from weaknas_ray.spaces.base import ArraySpace, TableOracle
+from weaknas_ray.interfaces import Benchmark
+from weaknas_ray.spaces import ArraySpace, TableOracle
 
 # NOTE: a tiny MLP keeps a WeakNAS repeat well under a second on a loaded 2-core machine.
 TINY_MLP = {"predictor": "mlp", "predictor_params": {"hidden": [16], "max_epochs": 15}}
@@ -55,7 +55,7 @@ def comparable(frame: pd.DataFrame) -> pd.DataFrame:
 def test_runner_equals_in_process_loop(ray_session, tmp_path):
     bench = fake_benchmark()
     config = config_for(tmp_path, **{"search.seed": 5})
-    outcome = run_search(config, benchmark=bench, progress=False, report=False, echo=lambda *_: None)
+    outcome = run_search(config, benchmark=bench, progress=False, echo=lambda *_: None)
     assert (outcome.ran, outcome.skipped, outcome.failures) == (4, 0, [])
     results = pd.read_parquet(outcome.output / "results.parquet")
     for (method, repeat), got in results.groupby(["method", "repeat"]):
@@ -72,7 +72,7 @@ def test_runner_equals_in_process_loop(ray_session, tmp_path):
         run_repeat(opt, bench.oracle)
         assert row.arch_index == opt.final_prediction()[0] and row.queries == 30 and row.iteration == opt.iteration
         assert row.already_queried == bool(opt.evaluated[row.arch_index])
-    again = run_search(config, benchmark=bench, progress=False, report=False, echo=lambda *_: None)
+    again = run_search(config, benchmark=bench, progress=False, echo=lambda *_: None)
     assert (again.ran, again.skipped) == (0, 4)
 
 
@@ -98,7 +98,7 @@ def test_chunked_scoring_equals_unchunked(ray_session, tmp_path):
         np.testing.assert_allclose(got.candidate_scores, whole.candidate_scores, rtol=1e-5)
     # a whole run with forced chunks selects exactly what the local run selects
     config = config_for(tmp_path, **{"search.methods": ["weaknas"], "search.repeats": 1, "ray.chunk_size": 128})
-    run_search(config, benchmark=bench, progress=False, report=False, echo=lambda *_: None)
+    run_search(config, benchmark=bench, progress=False, echo=lambda *_: None)
     got = pd.read_parquet(Path(config["output"]) / "results.parquet")
     pd.testing.assert_frame_equal(comparable(got[in_process(bench, config, "weaknas", 0).columns]),
                                   comparable(in_process(bench, config, "weaknas", 0)))
@@ -113,7 +113,8 @@ def test_choose_chunk_size():
 
 def test_plan_resources_chunks_only_on_cpus_no_actor_holds():
     from weaknas_ray.config import load_config
-    from weaknas_ray.drivers.ray_runner import RepeatTask, plan_resources
+    from weaknas_ray.drivers.repeats import RepeatTask
+    from weaknas_ray.drivers.resources import plan_resources
 
     base = load_config()["ray"]
 
@@ -163,7 +164,7 @@ def test_two_actors_dying_together_are_replaced_and_retried(ray_session, by_valu
 
     bench = fake_benchmark(oracle_cls=DyingOracle, marker=str(tmp_path / "died"), at=time.time() + 8)
     config = config_for(tmp_path, **{"search.methods": ["random"], "search.repeats": 2})
-    outcome = run_search(config, benchmark=bench, progress=False, report=False, echo=lambda *_: None)
+    outcome = run_search(config, benchmark=bench, progress=False, echo=lambda *_: None)
     assert outcome.failures == [] and outcome.ran == 2
     assert sorted(pd.read_parquet(outcome.output / "results.parquet")["repeat"].unique()) == [0, 1]
     err = capsys.readouterr().err
@@ -205,7 +206,7 @@ def by_value():
 def test_failing_repeat_is_retried_reported_and_the_rest_continue(ray_session, by_value, tmp_path, capsys):
     bench = fake_benchmark(oracle_cls=FailingOracle, fail_seed=1, flaky_seed=2, marker=str(tmp_path / "tried"))
     config = config_for(tmp_path, **{"search.methods": ["random"], "search.repeats": 3})
-    outcome = run_search(config, benchmark=bench, progress=False, report=False, echo=lambda *_: None)
+    outcome = run_search(config, benchmark=bench, progress=False, echo=lambda *_: None)
     assert [(f["repeat"], f["seed"], f["attempts"]) for f in outcome.failures] == [(1, 1, 2)]
     assert outcome.failures[0]["error"] == "RuntimeError: injected failure"
     err = capsys.readouterr().err
@@ -219,7 +220,7 @@ def test_failing_repeat_is_retried_reported_and_the_rest_continue(ray_session, b
 def test_too_few_cpus_is_a_config_error(ray_session, tmp_path):
     config = config_for(tmp_path, **{"ray.cpus_per_repeat": 64})
     with pytest.raises(ConfigError, match="ray.cpus_per_repeat: the cluster has 2 CPUs"):
-        run_search(config, benchmark=fake_benchmark(), progress=False, report=False, echo=lambda *_: None)
+        run_search(config, benchmark=fake_benchmark(), progress=False, echo=lambda *_: None)
 
 
 def test_fractional_gpus_share_logical_gpus(ray_session, tmp_path):
@@ -227,18 +228,18 @@ def test_fractional_gpus_share_logical_gpus(ray_session, tmp_path):
     if gpus < 1:
         pytest.skip("the Ray fixture declares no (logical) GPU")
     config = config_for(tmp_path, **{"search.methods": ["random"], "ray.num_gpus_per_repeat": 0.5})
-    outcome = run_search(config, benchmark=fake_benchmark(), progress=False, report=False, echo=lambda *_: None)
+    outcome = run_search(config, benchmark=fake_benchmark(), progress=False, echo=lambda *_: None)
     assert outcome.ran == 2 and outcome.failures == []
     config = config_for(tmp_path / "more", **{"ray.num_gpus_per_repeat": gpus + 1})
     with pytest.raises(ConfigError, match="ray.num_gpus_per_repeat"):
-        run_search(config, benchmark=fake_benchmark(), progress=False, report=False, echo=lambda *_: None)
+        run_search(config, benchmark=fake_benchmark(), progress=False, echo=lambda *_: None)
 
 
 @pytest.mark.parametrize("scaling", ["pool", "train"])
 def test_the_runner_hands_predictor_methods_the_pool_statistics(scaling):
     """The runner passes the oracle's pool mean and std to methods that score the pool, so
     ``target_scaling: pool`` z-scores by them, as the published code did; ``train`` ignores them."""
-    from weaknas_ray.drivers.ray_runner import RepeatTask, run_repeats
+    from weaknas_ray.drivers.repeats import RepeatTask, run_repeats
     from weaknas_ray.engine import weaknas as weaknas_module
 
     bench = fake_benchmark()
@@ -266,7 +267,7 @@ def test_the_runner_hands_predictor_methods_the_pool_statistics(scaling):
 def test_final_top1_says_whether_the_answer_was_queried(n, max_sample, queried):
     """``already_queried`` is whether the final predictor's top-1 is among the repeat's queries: always
     when the budget spends the whole pool; not here with 20 of 300."""
-    from weaknas_ray.drivers.ray_runner import RepeatTask, run_one_repeat
+    from weaknas_ray.drivers.repeats import RepeatTask, run_one_repeat
 
     bench = fake_benchmark(n=n)
     rows, final = run_one_repeat(bench, RepeatTask("weaknas", 0, 1, max_sample, dict(TINY_MLP)))

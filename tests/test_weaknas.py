@@ -19,7 +19,7 @@ from weaknas_ray.engine.schedule import query_sizes, top_n_schedule
 from weaknas_ray.engine.testing import FixedPredictor
 from weaknas_ray.engine.weaknas import WeakNAS, WeakNASEI
 from weaknas_ray.exceptions import ConfigError
-from weaknas_ray.spaces.base import ArraySpace, TableOracle
+from weaknas_ray.spaces import ArraySpace, TableOracle
 
 N = 300
 VALUES = np.random.default_rng(11).normal(size=N)
@@ -206,7 +206,7 @@ def test_fixed_seed_reproduces_the_run(method):
 
 
 def test_weaknas_beats_random_on_nasbench201(shared_data):
-    from weaknas_ray.spaces.nasbench201 import load_benchmark
+    from weaknas_ray.benchmarks.nasbench201 import load_benchmark
 
     bench = load_benchmark(dataset="cifar10", data_dir=str(shared_data))
     seeds = range(10)

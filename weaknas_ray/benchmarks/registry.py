@@ -8,28 +8,17 @@ and :class:`~weaknas_ray.exceptions.ConfigError` for an unknown dataset or optio
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
 from typing import Any
 
 from weaknas_ray.arguments import check_arguments
 from weaknas_ray.exceptions import ConfigError
-from weaknas_ray.spaces.base import Oracle, SearchSpace
-
-
-@dataclass
-class Benchmark:
-    """A search space with its oracle, as one config section loads them."""
-
-    name: str  # e.g. "nasbench201/cifar10"
-    space: SearchSpace
-    oracle: Oracle
-
+from weaknas_ray.interfaces import Benchmark
 
 # NOTE: "module:function" strings keep `import weaknas_ray.benchmarks.registry` free of torch and OFA.
 BENCHMARKS: dict[str, str] = {
-    "nasbench201": "weaknas_ray.spaces.nasbench201:load_benchmark",
-    "nasbench101": "weaknas_ray.spaces.nasbench101:load_benchmark",
-    "ofa_mbv3": "weaknas_ray.spaces.ofa_mbv3:load_benchmark",
+    "nasbench201": "weaknas_ray.benchmarks.nasbench201:load_benchmark",
+    "nasbench101": "weaknas_ray.benchmarks.nasbench101:load_benchmark",
+    "ofa_mbv3": "weaknas_ray.benchmarks.ofa_mbv3:load_benchmark",
 }
 
 
@@ -48,3 +37,18 @@ def load_benchmark(name: str, **options: Any) -> Benchmark:
     loader = getattr(importlib.import_module(module), func)
     check_arguments(loader, options, "benchmark", f"benchmark {name!r}")
     return loader(**options)
+
+
+def load_configured_benchmark(config: dict[str, Any]):
+    """The benchmark a config names: ``benchmark.name`` through the registry, or ``benchmark.loader``
+    (``"module:function"``, for users' own pools), every other key passed as a keyword option."""
+    options = dict(config["benchmark"])
+    if "loader" in options:
+        module, func = options.pop("loader").split(":")
+        try:
+            loader = getattr(importlib.import_module(module), func)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"benchmark.loader: cannot import {module}:{func} ({exc})") from None
+        check_arguments(loader, options, "benchmark", f"loader {module}:{func}")
+        return loader(**options)
+    return load_benchmark(options.pop("name"), **options)

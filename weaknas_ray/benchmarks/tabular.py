@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from weaknas_ray.spaces.base import TableOracle
+from weaknas_ray.interfaces import TableOracle
 
 
 class SeededTableOracle(TableOracle):

@@ -1,6 +1,6 @@
 """``weaknas-ray bench NAME``: speed benchmarks that print side-by-side ratios from one run.
 
-Each bench module of ``weaknas_ray.bench`` defines ``add_arguments(parser)`` and ``main(args) -> int``.
+Each speed-benchmark module of ``weaknas_ray.speed`` defines ``add_arguments(parser)`` and ``main(args) -> int``.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import importlib
 
 # NOTE: name -> module; modules are imported only to build their parser or to run.
 BENCHES = {
-    "predictor": "weaknas_ray.bench.predictor",
-    "runner": "weaknas_ray.bench.runner",
-    "ofa-gpu": "weaknas_ray.bench.ofa_gpu",
+    "predictor": "weaknas_ray.speed.predictor",
+    "runner": "weaknas_ray.speed.runner",
+    "ofa-gpu": "weaknas_ray.speed.ofa_gpu",
 }
 
 

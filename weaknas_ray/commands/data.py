@@ -48,10 +48,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def list_files(args: argparse.Namespace) -> int:
     """The roots and cache folder, then one line per manifest file; returns 1 when any found file is corrupt."""
     from weaknas_ray.benchmarks.manifest import load_manifest
+    from weaknas_ray.benchmarks.nasbench101 import FULL_KEY
     from weaknas_ray.benchmarks.paths import cache_dir, candidate_roots, resolve_file
     from weaknas_ray.benchmarks.store import cache_path, verify_checksum
     from weaknas_ray.exceptions import BenchmarkDataError
-    from weaknas_ray.spaces.nasbench101 import FULL_KEY
 
     print("data roots, searched in this order:")
     for label, root in candidate_roots(args.data_dir):
@@ -145,7 +145,7 @@ def add_file(args: argparse.Namespace) -> int:
 
 def convert_file(args: argparse.Namespace) -> int:
     """Convert the official NAS-Bench-101 tfrecord into the cache (see ``convert_tfrecord_to_cache``)."""
-    from weaknas_ray.spaces.nasbench101 import convert_tfrecord_to_cache
+    from weaknas_ray.benchmarks.nasbench101 import convert_tfrecord_to_cache
 
     written = convert_tfrecord_to_cache(
         args.tfrecord, verify_checksum=not args.no_checksum, verify_data_crc=args.verify_crc

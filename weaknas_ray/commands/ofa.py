@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _pack(args: argparse.Namespace) -> int:
-    from weaknas_ray.ofa.imagenet import pack_split
+    from weaknas_ray.benchmarks.ofa.imagenet import pack_split
 
     out = pack_split(args.source, args.dest, args.resolution, args.shard_size, args.workers)
     print(f"packed {args.source} at {args.resolution} px into {out}")
@@ -85,9 +85,9 @@ def _answer(run: str, method: str, repeat: int | None) -> tuple[str, dict]:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from weaknas_ray.ofa.arch import parse_arch_str
-    from weaknas_ray.ofa.export import export_subnet
-    from weaknas_ray.ofa.imagenet import open_split
+    from weaknas_ray.benchmarks.ofa.export import export_subnet
+    from weaknas_ray.benchmarks.ofa.imagenet import open_split
+    from weaknas_ray.spaces.ofa_arch import parse_arch_str
 
     text, extra = (args.arch, {}) if args.arch else _answer(args.run, args.method, args.repeat)
     if args.calib and not args.weights:
@@ -109,7 +109,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from weaknas_ray.ofa.surrogate import AccuracyPredictor, kendall_tau_check, locate_predictor
+    from weaknas_ray.benchmarks.ofa.surrogate import AccuracyPredictor, kendall_tau_check, locate_predictor
 
     result = kendall_tau_check(AccuracyPredictor(locate_predictor(args.predictor_path, args.data_dir)), args.data_dir)
     print(

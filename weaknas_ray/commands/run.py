@@ -62,12 +62,15 @@ def parse_set(items: list[str]) -> dict:
 def main(args: argparse.Namespace) -> int:
     from weaknas_ray.config import load_config
     from weaknas_ray.drivers.ray_runner import run_search
+    from weaknas_ray.results.report import start_embedding
 
     overrides = {key: getattr(args, dest) for dest, key in OVERRIDES.items()}
     overrides.update(parse_set(args.set))
     config = load_config(args.config, overrides)
+    embedding = []  # the pool's t-SNE, computed while the search runs
     try:
-        outcome = run_search(config, progress=not args.no_progress)
+        outcome = run_search(config, progress=not args.no_progress,
+                             on_start=lambda benchmark: embedding.append(start_embedding(benchmark)))
     except KeyboardInterrupt:
         from weaknas_ray.results.records import RunStore
 
@@ -76,8 +79,36 @@ def main(args: argparse.Namespace) -> int:
         print(f"\ninterrupted: {kept} finished repeat(s) kept in {store.root.resolve()}; "
               "rerun the same command to resume", file=sys.stderr)
         return 130
+    report(outcome, embedding[0] if embedding else None)
     if outcome.failures:
         print(f"{len(outcome.failures)} repeat(s) failed: see {outcome.output / 'failures.json'}; "
               "rerun the same command to retry them (fix the setting first if the error names one)")
         return 1
     return 0
+
+
+def report(outcome, embedding=None, echo=print) -> dict | None:
+    """The run's report step: ``summary.json`` and the figures, once any repeat has finished.
+
+    Args:
+        outcome: what :func:`~weaknas_ray.drivers.ray_runner.run_search` returned.
+        embedding: the t-SNE thread started while the search ran, or ``None``.
+        echo: where messages go.
+
+    Returns:
+        The summary, or ``None`` when no repeat has finished.
+    """
+    from weaknas_ray.results.aggregate import summary_table
+    from weaknas_ray.results.records import RunStore
+    from weaknas_ray.results.report import write_report
+
+    if embedding is not None and embedding.is_alive():
+        echo("computing the pool's t-SNE layout for search_dynamics.png (once per pool; cached) ...")
+        embedding.join()
+    if not (outcome.skipped or outcome.ran):
+        return None
+    store = RunStore(outcome.output)
+    summary = write_report(store, outcome.benchmark, echo=echo)
+    echo(summary_table(summary))
+    echo(f"results written to {store.root.resolve()}")
+    return summary

@@ -109,7 +109,7 @@ def lookup_trainable(config: dict[str, Any], benchmark) -> None:
     Args:
         config: a suggestion of :class:`~weaknas_ray.drivers.tune_searcher.WeakNASSearcher`
             (``arch_index``), or the space's fields only (Tune's own searchers).
-        benchmark: the :class:`~weaknas_ray.benchmarks.registry.Benchmark` (passed with
+        benchmark: the :class:`~weaknas_ray.interfaces.Benchmark` (passed with
             ``tune.with_parameters``, so it is shipped to the workers once).
 
     Reports ``val_acc`` (the search signal), ``test_acc`` (the reported metric) and ``arch_index``.

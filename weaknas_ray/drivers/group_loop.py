@@ -20,7 +20,7 @@ from collections.abc import Callable
 import numpy as np
 
 from weaknas_ray.drivers.loop import RepeatLog
-from weaknas_ray.engine.base import Optimizer
+from weaknas_ray.engine.base import Optimizer, PredictorOptimizer
 
 
 def run_group(
@@ -61,7 +61,7 @@ def _ask_group(optimizers: list[Optimizer]) -> list[np.ndarray]:
     shared: dict[tuple, list[int]] = {}
     fits = {}
     for i, opt in enumerate(optimizers):
-        data = opt.next_fit() if hasattr(opt, "next_fit") else None
+        data = opt.next_fit() if isinstance(opt, PredictorOptimizer) else None
         if data is not None:
             fits[i] = data
             key = (opt.predictor, opt.n_members, repr(sorted(opt.predictor_params.items())), data.X.shape)

@@ -3,32 +3,30 @@
 Flow: load the benchmark once in the driver, put it into the object store once, start as many
 :class:`RepeatWorker` actors as the cluster's CPUs (and GPUs) allow, hand each a repeat at a time
 (workers are reused, so each process imports torch once), save every finished repeat atomically,
-retry a failed repeat ``ray.max_retries`` times, then write the summary and figures.
+retry a failed repeat ``ray.max_retries`` times, merge the results. The summary and figures are the
+command's step (:mod:`weaknas_ray.commands.run`).
 
-Seeds: repeat ``r`` uses seed ``search.seed + r`` for every method, so methods start from the same
-conditions where their randomness allows. Every repeat calls exactly
-:func:`weaknas_ray.drivers.loop.run_repeat`, so a seed gives the same rows here and in-process; with
-``ray.repeats_per_actor`` > 1 a worker runs a group of repeats of one method in lockstep
-(:func:`weaknas_ray.drivers.group_loop.run_group`, predictors fitted as one batched model) with the
-same rows up to float rounding.
+What a repeat is and how it runs without Ray: :mod:`weaknas_ray.drivers.repeats` (with
+``ray.repeats_per_actor`` > 1 a worker runs a group of repeats of one method in lockstep); how many
+actors and chunk tasks fit the cluster: :mod:`weaknas_ray.drivers.resources`.
 """
 
 from __future__ import annotations
 
-import inspect
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from functools import cache, lru_cache
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from weaknas_ray.config import method_settings
+from weaknas_ray.benchmarks.registry import load_configured_benchmark
+from weaknas_ray.drivers.repeats import RepeatTask, check_methods, group_tasks, plan_tasks, run_repeats
+from weaknas_ray.drivers.resources import plan_resources
 from weaknas_ray.drivers.loop import optimum_targets
 from weaknas_ray.exceptions import ConfigError, WeakNASError
+from weaknas_ray.interfaces import Benchmark
 from weaknas_ray.results.aggregate import counted
 from weaknas_ray.results.records import RunStore
 
@@ -36,131 +34,16 @@ from weaknas_ray.results.records import RunStore
 POLL_S = 0.5
 
 
-@dataclass(frozen=True)
-class RepeatTask:
-    """One repeat to run: picklable, sent to a worker."""
-
-    method: str
-    repeat: int
-    seed: int
-    max_sample: int
-    settings: dict[str, Any] = field(default_factory=dict)
-    stop_at_optimum: bool = False
-
-
 @dataclass
 class RunOutcome:
-    """What :func:`run_search` did: where, how many repeats ran or were skipped, what failed."""
+    """What :func:`run_search` did: where, how many repeats ran or were skipped, what failed, and the
+    benchmark it ran on (for the report step)."""
 
     output: Path
     ran: int
     skipped: int
     failures: list[dict[str, Any]]
-    summary: dict[str, Any] | None
-
-
-def load_configured_benchmark(config: dict[str, Any]):
-    """The benchmark a config names: ``benchmark.name`` through the registry, or ``benchmark.loader``
-    (``"module:function"``, for users' own pools), every other key passed as a keyword option."""
-    import importlib
-
-    from weaknas_ray.arguments import check_arguments
-    from weaknas_ray.benchmarks.registry import load_benchmark
-
-    options = dict(config["benchmark"])
-    if "loader" in options:
-        module, func = options.pop("loader").split(":")
-        try:
-            loader = getattr(importlib.import_module(module), func)
-        except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"benchmark.loader: cannot import {module}:{func} ({exc})") from None
-        check_arguments(loader, options, "benchmark", f"loader {module}:{func}")
-        return loader(**options)
-    return load_benchmark(options.pop("name"), **options)
-
-
-def run_one_repeat(benchmark, task: RepeatTask, pool_scorer=None, on_batch: Callable | None = None):
-    """Run one repeat in this process (see :func:`run_repeats`); returns its ``(rows, final_top1)``."""
-    return run_repeats(benchmark, [task], pool_scorer, on_batch)[0]
-
-
-def run_repeats(benchmark, tasks: list[RepeatTask], pool_scorer=None, on_batch: Callable | None = None):
-    """Run repeats in this process: the body of a worker's ``run``.
-
-    One task runs through :func:`~weaknas_ray.drivers.loop.run_repeat`; several (a group of
-    ``ray.repeats_per_actor`` repeats of one method) run in lockstep through
-    :func:`~weaknas_ray.drivers.group_loop.run_group`, which fits their predictors as one batched model.
-
-    Args:
-        benchmark: a :class:`~weaknas_ray.benchmarks.registry.Benchmark`.
-        tasks: what to run; a group shares method and ``stop_at_optimum``.
-        pool_scorer: passed to methods whose constructor takes one (chunked Ray scoring).
-        on_batch: called with each batch's rows of any repeat.
-
-    Returns:
-        Per task, ``(rows, final_top1)``: the query rows (``method``, ``repeat``, ``seed``, the loop's
-        columns, ``arch`` and the space's ``describe`` columns) and, for methods with a predictor, a
-        one-row frame with the predicted top-1 of a predictor fitted on all its queries, evaluated (not a
-        query), else ``None``.
-    """
-    from weaknas_ray.drivers.group_loop import run_group
-    from weaknas_ray.drivers.loop import run_repeat
-    from weaknas_ray.engine import make_optimizer, method_class
-
-    space = benchmark.space
-    oracles = [benchmark.oracle.for_repeat(task.seed) for task in tasks]
-    optimizers = []
-    for task, oracle in zip(tasks, oracles):
-        settings = dict(task.settings)
-        if pool_scorer is not None and method_class(task.method).scores_pool:
-            settings["pool_scorer"] = pool_scorer
-        if method_class(task.method).scores_pool:
-            settings["pool_stats"] = oracle.search_stats  # None where the oracle does not know the pool
-        optimizers.append(make_optimizer(task.method, space, task.max_sample, task.seed, **settings))
-    stop = tasks[0].stop_at_optimum
-    if len(tasks) == 1:
-        rows = [run_repeat(optimizers[0], oracles[0], stop_at_optimum=stop, on_batch=on_batch)]
-    else:
-        rows = run_group(optimizers, oracles, stop_at_optimum=stop, on_batch=on_batch)
-    return [_outcome(*args, space) for args in zip(tasks, optimizers, oracles, rows)]
-
-
-def _outcome(task: RepeatTask, optimizer, oracle, rows, space):
-    """``(rows, final_top1)`` of a finished repeat, labelled (see :func:`run_repeats`)."""
-    import pandas as pd
-
-    rows = _label(rows, task, space)
-    final = None
-    top = optimizer.final_prediction()
-    if top is not None:
-        top1 = np.asarray(top[:1], dtype=np.int64)
-        ev = oracle.evaluate(top1)
-        final = pd.DataFrame(
-            {
-                "iteration": [optimizer.iteration],
-                "arch_index": top1,
-                "search_value": np.asarray(ev.search, dtype=np.float64),
-                "reported_value": np.asarray(ev.reported, dtype=np.float64),
-                "already_queried": [bool(optimizer.evaluated[top1[0]])],
-                "queries": [optimizer.n_told],
-            }
-        )
-        for name, values in ev.extra.items():
-            final[name] = np.asarray(values, dtype=np.float64)
-        final = _label(final, task, space)
-    return rows, final
-
-
-def _label(frame, task: RepeatTask, space):
-    """``frame`` with ``method, repeat, seed`` in front and ``arch`` plus ``space.describe`` columns."""
-    idx = frame["arch_index"].to_numpy(dtype=np.int64)
-    frame.insert(0, "seed", task.seed)
-    frame.insert(0, "repeat", task.repeat)
-    frame.insert(0, "method", task.method)
-    frame["arch"] = [space.arch_str(int(i)) for i in idx]
-    for column, values in space.describe(idx).items():
-        frame[column] = values
-    return frame
+    benchmark: Benchmark
 
 
 class RepeatWorker:
@@ -236,84 +119,24 @@ def connect(ray_config: dict[str, Any]) -> bool:
     return True
 
 
-def check_methods(config: dict[str, Any], benchmark) -> None:
-    """Build every method's optimizer and predictor once, so that a bad setting stops the run before its
-    output folder is written or Ray starts (a worker would only fail with it, repeat after repeat).
-
-    Raises:
-        ConfigError: naming the key (``search.max_sample``, ``methods.<m>...``).
-    """
-    from weaknas_ray.engine import make_optimizer, method_class
-
-    search, n_pool = config["search"], len(benchmark.space)
-    if search["max_sample"] > n_pool:
-        raise ConfigError(f"search.max_sample: {search['max_sample']} exceeds the pool of {n_pool} architectures")
-    for method in search["methods"]:
-        settings = method_settings(config, method)
-        if method_class(method).scores_pool:
-            settings["pool_stats"] = benchmark.oracle.search_stats
-        try:
-            optimizer = make_optimizer(method, benchmark.space, search["max_sample"], search["seed"], **settings)
-            if hasattr(optimizer, "new_predictor"):
-                optimizer.new_predictor()
-        except WeakNASError as exc:
-            raise ConfigError(_key_path(method, str(exc))) from exc
-
-
-def _key_path(method: str, text: str) -> str:
-    """An optimizer's or predictor's error under the config key it came from: ``predictor: unknown ...``
-    -> ``methods.weaknas.predictor: unknown ...``; errors already naming a path stay as they are."""
-    from weaknas_ray.arguments import parameters
-    from weaknas_ray.engine import method_class
-
-    head, sep, rest = text.partition(": ")
-    if text.startswith("methods."):
-        return text
-    if text.startswith(f"{method}."):
-        return f"methods.{text}"
-    if sep and " " not in head and head.split(".")[0] in parameters(method_class(method))[0]:
-        return f"methods.{method}.{head}: {rest}"
-    return f"methods.{method}: {text}"
-
-
-def plan_tasks(config: dict[str, Any], done: set[tuple[str, int]]) -> list[RepeatTask]:
-    """The repeats still to run, repeat-major (every method's repeat 0, then repeat 1, ...) so a
-    partial run compares methods on the same seeds."""
-    search = config["search"]
-    settings = {m: method_settings(config, m) for m in search["methods"]}
-    return [
-        RepeatTask(m, r, search["seed"] + r, search["max_sample"], settings[m], search["stop_at_optimum"])
-        for r in range(search["repeats"])
-        for m in search["methods"]
-        if (m, r) not in done
-    ]
-
-
-def group_tasks(tasks: list[RepeatTask], size: int) -> list[list[RepeatTask]]:
-    """Split ``tasks`` into groups of at most ``size`` repeats of one method with consecutive repeat
-    indices (``ray.repeats_per_actor``), ordered by their first task, so repeat-major stays repeat-major."""
-    groups: list[list[RepeatTask]] = []
-    current: dict[str, list[RepeatTask]] = {}
-    for task in tasks:
-        group = current.get(task.method)
-        if group is None or len(group) == size or group[-1].repeat != task.repeat - 1:
-            group = current[task.method] = []
-            groups.append(group)
-        group.append(task)
-    return groups
-
-
 def run_search(
-    config: dict[str, Any], *, benchmark=None, progress: bool = True, report: bool = True, echo: Callable = print
+    config: dict[str, Any],
+    *,
+    benchmark=None,
+    progress: bool = True,
+    echo: Callable = print,
+    on_start: Callable[[Benchmark], Any] | None = None,
 ) -> RunOutcome:
-    """Run (or resume) the search a resolved config describes, writing its output folder.
+    """Run (or resume) the search a resolved config describes, writing its output folder (repeats,
+    failures, merged results; the summary and figures are :mod:`weaknas_ray.commands.run`'s step).
 
     Args:
         config: from :func:`weaknas_ray.config.load_config`.
         benchmark: an already loaded benchmark (tests, fakes); ``None`` loads the configured one.
         progress: show a tqdm bar of queries and repeats.
-        report: write ``summary.json`` and the figures at the end.
         echo: where progress messages go (failed attempts are written to stderr).
+        on_start: called with the benchmark once the settings are checked and repeats remain to run,
+            before Ray starts (the run command starts the pool's t-SNE there).
 
     Returns:
         A :class:`RunOutcome`.
@@ -336,11 +159,9 @@ def run_search(
     tasks = plan_tasks(config, done)
     echo(f"results: {store.root.resolve()} ({counted(len(done), 'repeat')} already done, {len(tasks)} to run)")
     failures: list[dict[str, Any]] = []
-    embedding = None
     if tasks:
-        from weaknas_ray.results.report import start_embedding
-
-        embedding = start_embedding(benchmark) if report else None
+        if on_start is not None:
+            on_start(benchmark)
         started = connect(config["ray"])
         try:
             failures = _Dispatcher(config, benchmark, store, tasks, progress).run()
@@ -349,18 +170,7 @@ def run_search(
                 ray.shutdown()
     store.write_failures(failures)
     store.merge()
-    if embedding is not None and embedding.is_alive():
-        echo("computing the pool's t-SNE layout for search_dynamics.png (once per pool; cached) ...")
-        embedding.join()
-    summary = None
-    if report and (done or len(failures) < len(tasks)):
-        from weaknas_ray.results.aggregate import summary_table
-        from weaknas_ray.results.report import write_report
-
-        summary = write_report(store, benchmark, echo=echo)
-        echo(summary_table(summary))
-        echo(f"results written to {store.root.resolve()}")
-    return RunOutcome(store.root, len(tasks) - len(failures), len(done), failures, summary)
+    return RunOutcome(store.root, len(tasks) - len(failures), len(done), failures, benchmark)
 
 
 def _meta(benchmark) -> dict[str, Any]:
@@ -377,56 +187,6 @@ def _meta(benchmark) -> dict[str, Any]:
         "optimum_indices": listed(oracle.optimum_indices),
         "search_optimum_indices": listed(oracle.search_optimum_indices),
     }
-
-
-def plan_resources(
-    ray_cfg: dict[str, Any], cluster: dict[str, float], n_pool: int, tasks: list[RepeatTask], n_groups: int
-) -> tuple[int, int]:
-    """How many repeat actors to start, and the rows per pool-scoring chunk (0: score in the actor).
-
-    An actor blocked on its chunk tasks keeps its CPUs, so chunks can only use CPUs no actor holds:
-    automatic chunking (``ray.chunk_size: null``) happens only when at least two chunk tasks' worth of CPUs
-    stay free after one actor per group of repeats (few repeats on many CPUs, where it pays), with chunks
-    sized for those free CPUs; never for repeats on GPUs (they score on their own GPU) or when no method
-    scores the pool. A forced ``chunk_size`` keeps ``cpus_per_chunk`` free, fewer actors if need be.
-
-    Raises:
-        ConfigError: too few CPUs or GPUs for one repeat actor.
-    """
-    from weaknas_ray.drivers.ray_scoring import choose_chunk_size
-    from weaknas_ray.engine import method_class
-
-    cpus, per_repeat, per_chunk = float(cluster.get("CPU", 0)), ray_cfg["cpus_per_repeat"], ray_cfg["cpus_per_chunk"]
-    slots = int(cpus // per_repeat)
-    if ray_cfg["num_gpus_per_repeat"]:
-        gpus = float(cluster.get("GPU", 0))
-        slots = min(slots, int(gpus // ray_cfg["num_gpus_per_repeat"]))
-        if slots < 1:
-            raise ConfigError(f"ray.num_gpus_per_repeat: {ray_cfg['num_gpus_per_repeat']:g} GPUs per repeat but the cluster has {gpus:g}")
-    if ray_cfg["max_workers"] is not None:
-        slots = min(slots, ray_cfg["max_workers"])
-    actors = min(slots, n_groups)
-    scoring = [t for t in tasks if method_class(t.method).scores_pool]
-    setting, chunk = ray_cfg["chunk_size"], 0
-    free = cpus - actors * per_repeat
-    if scoring and (setting is not None or (not ray_cfg["num_gpus_per_repeat"] and free >= 2 * per_chunk)):
-        chunk = choose_chunk_size(n_pool, max(_ensemble_size(t) for t in scoring), free / per_chunk, setting)
-    if chunk:
-        actors = min(actors, int((cpus - per_chunk) // per_repeat))
-    if actors < 1:
-        raise ConfigError(
-            f"ray.cpus_per_repeat: the cluster has {cpus:g} CPUs, too few for one repeat actor "
-            f"({per_repeat:g} CPUs)" + (f" plus chunk tasks ({per_chunk:g} CPUs)" if chunk else "")
-        )
-    return actors, chunk
-
-
-def _ensemble_size(task: RepeatTask) -> int:
-    """E of a task's method: its ``n_members`` setting, else the constructor's default, else 1."""
-    from weaknas_ray.engine import method_class
-
-    param = inspect.signature(method_class(task.method).__init__).parameters.get("n_members")
-    return int(task.settings.get("n_members", 1 if param is None else param.default))
 
 
 class _Dispatcher:

@@ -31,7 +31,7 @@ from ray.tune.search import Searcher
 from weaknas_ray.drivers.tune_space import SubsetSpace, space_from_domains
 from weaknas_ray.engine import make_optimizer
 from weaknas_ray.exceptions import ConfigError, WeakNASError
-from weaknas_ray.spaces.base import SearchSpace
+from weaknas_ray.interfaces import SearchSpace
 
 logger = logging.getLogger(__name__)
 
@@ -233,17 +233,17 @@ class WeakNASSearcher(Searcher):
     def _start_batch(self) -> None:
         """Ask the next batch; the first one also carries ``points_to_evaluate`` (to run, or known).
 
-        The points join the optimizer's first iteration: they are marked pending after its ``ask`` (so
-        it never proposes them again) and asked architectures beyond the budget are handed back.
+        The points join the optimizer's first iteration: they are enqueued after its ``ask`` (so it never
+        proposes them again) and asked architectures beyond the budget are withdrawn.
         """
         asked = [int(i) for i in self._opt.ask()]
         points, self._points = self._points, []
         known = dict(zip(points, self._rewards or []))
         self._rewards = None
-        self._opt.pending[points] = True
+        self._opt.enqueue(points)
         batch = points + [i for i in asked if i not in points]
         room = self._opt.max_sample - self._opt.n_told
-        self._opt.pending[batch[room:]] = False
+        self._opt.withdraw(batch[room:])
         batch = batch[:room]
         self._batch = {index: self._engine_value(value) for index, value in known.items()}
         self._queue = [i for i in batch if i not in known]

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from weaknas_ray.exceptions import ConfigError, UnknownArchitectureError
-from weaknas_ray.spaces.base import SearchSpace
+from weaknas_ray.interfaces import SearchSpace
 
 
 class SubsetSpace(SearchSpace):

@@ -2,7 +2,7 @@
 
 An optimizer knows nothing of Ray or of where values come from (design.md, layer 4). A driver loops::
 
-    opt = make_optimizer("weaknas", features=space.features, max_sample=300, seed=0)
+    opt = make_optimizer("weaknas", space, max_sample=300, seed=0)
     while not opt.finished:
         idx = opt.ask()                       # distinct, never evaluated, never pending
         ev = oracle.evaluate(idx)
@@ -12,16 +12,25 @@ An optimizer knows nothing of Ray or of where values come from (design.md, layer
 batch). A query is a distinct architecture: baselines that revisit an architecture reuse its known
 value internally and never return it from ``ask``. Optimizers are picklable between ``tell`` and the
 next ``ask`` (the Tune searcher and resumable runs rely on it).
+
+What a driver may hand an optimizer goes through its constructor (e.g. ``pool_scorer``) or a public
+method declared here (:meth:`Optimizer.enqueue`, :meth:`Optimizer.withdraw`); methods with a predictor
+derive from :class:`PredictorOptimizer`, whose ``next_fit`` / ``new_predictor`` / ``ask_fitted`` let a
+driver fit several repeats' predictors as one batched model. Drivers never set an optimizer's attributes.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from weaknas_ray.exceptions import WeakNASError
+
+if TYPE_CHECKING:
+    from weaknas_ray.predictors import Predictor
 
 
 @dataclass
@@ -115,6 +124,34 @@ class Optimizer(ABC):
         if not self.pending.any():
             self.iteration += 1
 
+    def enqueue(self, indices: np.ndarray) -> None:
+        """Mark ``indices`` as asked without proposing them: points a driver evaluates on its own (the Tune
+        searcher's ``points_to_evaluate``), told later like any asked index. Already pending ones stay so.
+
+        Raises:
+            WeakNASError: an index out of range or already evaluated.
+        """
+        idx = self._check_range(indices, "enqueue")
+        told = idx[self.evaluated[idx]]
+        if told.size:
+            raise WeakNASError(f"enqueue: indices {told.tolist()} were already evaluated")
+        self.pending[idx] = True
+
+    def withdraw(self, indices: np.ndarray) -> None:
+        """Hand back asked (or enqueued) ``indices`` that will not be told, e.g. beyond the budget: they are
+        no longer pending and may be proposed again. Indices not pending are ignored.
+
+        Raises:
+            WeakNASError: an index out of range.
+        """
+        self.pending[self._check_range(indices, "withdraw")] = False
+
+    def _check_range(self, indices: np.ndarray, verb: str) -> np.ndarray:
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if idx.size and (idx.min() < 0 or idx.max() >= self.n_pool):
+            raise WeakNASError(f"{verb}: indices must lie in 0..{self.n_pool - 1}, got {idx.tolist()}")
+        return idx
+
     def final_prediction(self) -> np.ndarray | None:
         """The predicted top pool indices (best first) of the method's final predictor, for methods with
         one; the first is the method's answer. ``None`` here: no predictor."""
@@ -126,3 +163,50 @@ class Optimizer(ABC):
 
     def _observe(self, indices: np.ndarray, values: np.ndarray) -> None:
         """Hook called after each ``tell`` with the new values (default: nothing)."""
+
+
+class FitData(NamedTuple):
+    """The data of one iteration's predictor fit.
+
+    Attributes:
+        indices: pool indices of the training set, int64 ``(n,)``.
+        X: features of the training set, ``(n, d)``.
+        y: its search values z-scored, float32 ``(n,)``.
+        seed: the fit's seed (``seed + z * E``).
+        mean: mean the targets were centred by.
+        std: std they were scaled by (1 when all values are equal).
+    """
+
+    indices: np.ndarray
+    X: np.ndarray
+    y: np.ndarray
+    seed: int
+    mean: float
+    std: float
+
+
+class PredictorOptimizer(Optimizer):
+    """Base of methods that fit a predictor on the history and score the pool with it each iteration.
+
+    Besides ``ask``/``tell`` they declare how a driver may fit their predictor for them (several repeats
+    in one batched model, :func:`~weaknas_ray.drivers.group_loop.run_group`): :meth:`next_fit` gives the
+    data, :meth:`new_predictor` an unfitted predictor of the method's settings, :meth:`ask_fitted` takes
+    the fitted one back. Subclasses also expose ``predictor`` (name), ``n_members`` and
+    ``predictor_params``: repeats whose three agree (and whose data shapes agree) can share one fit.
+    """
+
+    predictor: str
+    n_members: int
+    predictor_params: dict
+
+    @abstractmethod
+    def next_fit(self) -> FitData | None:
+        """The data the next ``ask`` fits its predictor on; ``None`` when it fits none."""
+
+    @abstractmethod
+    def new_predictor(self) -> Predictor:
+        """An unfitted predictor of this optimizer's settings."""
+
+    @abstractmethod
+    def ask_fitted(self, model: Predictor) -> np.ndarray:
+        """``ask()``, scoring with ``model``: this iteration's predictor already fitted on :meth:`next_fit`'s data."""

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from weaknas_ray.exceptions import NotFittedError, UnknownArchitectureError
+from weaknas_ray.interfaces import SearchSpace
 from weaknas_ray.predictors.base import Predictor
-from weaknas_ray.spaces.base import SearchSpace
 
 
 class FixedPredictor(Predictor):

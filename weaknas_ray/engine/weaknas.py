@@ -39,12 +39,11 @@ model's predicted top; :meth:`WeakNAS.final_prediction` does the same.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
 
 import numpy as np
 
 from weaknas_ray.acquisition import ChunkResult, ScoreRequest, incumbent, score_pool, uniform_from_top
-from weaknas_ray.engine.base import Optimizer
+from weaknas_ray.engine.base import FitData, PredictorOptimizer
 from weaknas_ray.engine.schedule import query_sizes, top_n_schedule
 from weaknas_ray.exceptions import ConfigError
 from weaknas_ray.predictors import Predictor, make_predictor
@@ -57,27 +56,7 @@ N_LOGGED = 1000
 PoolScorer = Callable[[Predictor, ScoreRequest], ChunkResult]
 
 
-class FitData(NamedTuple):
-    """The data of one iteration's predictor fit.
-
-    Attributes:
-        indices: pool indices of the training set, int64 ``(n,)``.
-        X: features of the training set, ``(n, d)``.
-        y: its search values z-scored, float32 ``(n,)``.
-        seed: the fit's seed (``seed + z * E``).
-        mean: mean the targets were centred by.
-        std: std they were scaled by (1 when all values are equal).
-    """
-
-    indices: np.ndarray
-    X: np.ndarray
-    y: np.ndarray
-    seed: int
-    mean: float
-    std: float
-
-
-class WeakNAS(Optimizer):
+class WeakNAS(PredictorOptimizer):
     """WeakNAS, uniform variant: ``k`` drawn uniformly from the predicted top-N minus evaluated.
 
     Args:

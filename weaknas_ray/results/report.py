@@ -19,7 +19,7 @@ def write_report(
 
     Args:
         store: the run's folder.
-        benchmark: the loaded :class:`~weaknas_ray.benchmarks.registry.Benchmark`; ``None`` loads it from
+        benchmark: the loaded :class:`~weaknas_ray.interfaces.Benchmark`; ``None`` loads it from
             the saved config only when the dynamics figure needs it.
         log_x: logarithmic query axis of ``curves.png``.
         dynamics: draw ``search_dynamics.png``.
@@ -73,7 +73,7 @@ def _dynamics(store: RunStore, config: dict, results, benchmark, echo) -> None:
     from weaknas_ray.results.plots import MAX_TSNE_POOL, plot_search_dynamics, tsne_embedding
 
     if benchmark is None:
-        from weaknas_ray.drivers.ray_runner import load_configured_benchmark
+        from weaknas_ray.benchmarks.registry import load_configured_benchmark
 
         try:
             benchmark = load_configured_benchmark(config)

@@ -1,5 +1,6 @@
 """NAS-Bench-101: cells as (upper-triangular adjacency of at most 7 nodes, op list), their canonical
-hash, the method's 45-feature encoding, and the CIFAR-10 tabular oracle.
+hash and the method's 45-feature encoding. The CIFAR-10 table and its oracle are loaded by
+:mod:`weaknas_ray.benchmarks.nasbench101`.
 
 Op ids (the method's): input 0, conv1x1 1, conv3x3 2, maxpool3x3 3, output 4. A cell is pruned as
 NAS-Bench-101 does (nodes not on an input->output path are removed) and identified by NAS-Bench-101's
@@ -9,36 +10,18 @@ pruned graph in the top-left corner of a 7x7 matrix, ops padded with -1.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import json
-import math
-import os
-import warnings
-from functools import cached_property, lru_cache
-from pathlib import Path
+from functools import cached_property
 
 import numpy as np
 
-from weaknas_ray.benchmarks.manifest import file_spec
-from weaknas_ray.benchmarks.paths import resolve_file
-from weaknas_ray.benchmarks.registry import Benchmark
-from weaknas_ray.benchmarks.store import Columns, cache_key, cache_path, cached_table, read_cache
-from weaknas_ray.benchmarks.tabular import SeededTableOracle
-from weaknas_ray.benchmarks.tfrecord import parse_model_metrics, read_records
-from weaknas_ray.exceptions import BenchmarkDataError, ConfigError, UnknownArchitectureError
-from weaknas_ray.spaces.base import SearchSpace
+from weaknas_ray.exceptions import UnknownArchitectureError
+from weaknas_ray.interfaces import SearchSpace
 
 OPS = ("input", "conv1x1-bn-relu", "conv3x3-bn-relu", "maxpool3x3", "output")
 INPUT, CONV1X1, CONV3X3, MAXPOOL3X3, OUTPUT = range(len(OPS))
 MAX_VERTICES = 7
 MAX_EDGES = 9
-NB101_REPEATS = 3  # training repeats per cell in the official file
-NASLIB_OPS = ("input", "output", "maxpool3x3", "conv1x1-bn-relu", "conv3x3-bn-relu")  # NASLib's op ids
-FULL_KEY = "nasbench101-full"  # cache of the official tfrecord: kept after the 499 MB file is deleted
-# NOTE: bump when the cached columns change, so old caches are rebuilt.
-SCHEMA_VERSION = 1
 # NOTE: hash_module labels ops by their index in NAS-Bench-101's config['available_ops']
 # (conv3x3, conv1x1, maxpool3x3), input -1 and output -2; changing this changes every hash.
 HASH_LABELS = {INPUT: -1, CONV3X3: 0, CONV1X1: 1, MAXPOOL3X3: 2, OUTPUT: -2}
@@ -282,196 +265,3 @@ class NASBench101Space(SearchSpace):
         if self.params_m is None:
             return {}
         return {"params_m": self.params_m[self.check_indices(indices)].tolist()}
-
-
-def _columns(cells: dict[str, dict], repeats: int) -> Columns:
-    """Per-hash records -> the cache columns, sorted by hash; per-repeat lists padded with NaN."""
-    hashes = sorted(cells)
-    padded = [pad_cell(cells[h]["matrix"], cells[h]["ops"]) for h in hashes]
-
-    def per_repeat(name: str) -> np.ndarray:
-        out = np.full((len(hashes), repeats), np.nan)
-        for row, h in enumerate(hashes):
-            values = cells[h][name][:repeats]
-            out[row, : len(values)] = values
-        return out
-
-    valid, test, time = per_repeat("valid"), per_repeat("test"), per_repeat("time")
-    return {
-        "hash": np.array(hashes, dtype="S32"),
-        "matrix": np.stack([m for m, _ in padded]) if padded else np.zeros((0, MAX_VERTICES, MAX_VERTICES), np.int8),
-        "ops": np.stack([o for _, o in padded]) if padded else np.zeros((0, MAX_VERTICES), np.int8),
-        "valid_acc_seeds": valid,
-        "valid_acc": np.nanmean(valid, axis=1),
-        "test_acc": np.nanmean(test, axis=1) if np.isfinite(test).any() else test[:, 0],
-        "train_time_s": np.nanmean(time, axis=1) if np.isfinite(time).any() else time[:, 0],
-        "params_m": np.array([cells[h]["params_m"] for h in hashes], dtype=np.float64),
-    }
-
-
-def convert_tfrecord(path: Path, epochs: int = 108, verify_data_crc: bool = False) -> Columns:
-    """The official ``nasbench_only108.tfrecord`` (or ``nasbench_full``, filtered to ``epochs``) -> cache
-    columns: one row per cell with its 3 training repeats' final validation / test accuracy (percent) and
-    training time, their means, and the trainable parameters (millions).
-
-    Raises:
-        BenchmarkDataError: bad framing, or a record that is not ``[hash, epochs, adjacency, ops, metrics]``.
-    """
-    cells: dict[str, dict] = {}
-    for number, data in enumerate(read_records(path, verify_data_crc)):
-        try:
-            module_hash, record_epochs, raw_adjacency, raw_operations, raw_metrics = json.loads(data.decode("utf-8"))
-            if record_epochs != epochs:
-                continue
-            dim = math.isqrt(len(raw_adjacency))
-            matrix = np.array([int(ch) for ch in raw_adjacency], dtype=np.int8).reshape(dim, dim)
-            ops = tuple(OPS.index(op) for op in raw_operations.split(","))
-            metrics = parse_model_metrics(base64.b64decode(raw_metrics, validate=True))
-            final = metrics["evaluation_data"][-1]
-            cell = cells.setdefault(module_hash, {"matrix": matrix, "ops": ops, "valid": [], "test": [], "time": [],
-                                                  "params_m": metrics["trainable_parameters"] / 1e6})  # fmt: skip
-            cell["valid"].append(100.0 * final["validation_accuracy"])
-            cell["test"].append(100.0 * final["test_accuracy"])
-            cell["time"].append(final["training_time"])
-        except (ValueError, TypeError, KeyError, IndexError, binascii.Error) as exc:
-            raise BenchmarkDataError(
-                f"{path}: record {number} is not a NAS-Bench-101 record "
-                f"[hash, epochs, adjacency, ops, metrics] ({exc!r})"
-            ) from exc
-    if not cells:
-        raise BenchmarkDataError(f"{path}: no records with {epochs} epochs")
-    return _columns(cells, repeats=NB101_REPEATS)
-
-
-def convert_naslib_json(path: Path) -> Columns:
-    """NASLib's ``zc_nasbench101.json`` sample -> cache columns. Its keys are unpruned 7-vertex cells
-    (49 adjacency entries row by row, then 7 op ids in NASLib's order input, output, maxpool3x3, conv1x1,
-    conv3x3) and its ``val_accuracy`` is one training repeat's; isomorphic records are merged into one cell
-    whose validation accuracy is the mean over its records. No test accuracy or time (NaN).
-
-    Raises:
-        BenchmarkDataError: not JSON, wrong structure, or an invalid cell.
-    """
-    try:
-        records = json.loads(Path(path).read_text())["nasbench101"]["cifar10"]
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-        raise BenchmarkDataError(
-            f"{path}: not a NASLib zc_nasbench101 JSON ({{'nasbench101': {{'cifar10': ...}}}}): {exc!r}"
-        ) from exc
-    cells: dict[str, dict] = {}
-    for key, record in records.items():
-        try:
-            values = [int(v) for v in key.strip("()").split(",")]
-            if len(values) != MAX_VERTICES * MAX_VERTICES + MAX_VERTICES:
-                raise ValueError(f"{len(values)} entries, expected 56")
-            matrix = np.array(values[: MAX_VERTICES**2]).reshape(MAX_VERTICES, MAX_VERTICES)
-            matrix, ops, digest = canonical(matrix, [NASLIB_OPS[v] for v in values[MAX_VERTICES**2 :]])
-            cell = cells.setdefault(digest, {"matrix": matrix, "ops": ops, "valid": [], "test": [], "time": [],
-                                             "params_m": float(record["params"])})  # fmt: skip
-            cell["valid"].append(float(record["val_accuracy"]))
-        except (ValueError, KeyError, TypeError, IndexError, UnknownArchitectureError) as exc:
-            raise BenchmarkDataError(f"{path}: entry {key[:40]!r}...: {exc}") from exc
-    # NOTE: a cell appears up to ~55 times in the sample; the mean over its records stands in for the mean over seeds.
-    columns = _columns(cells, repeats=max(len(c["valid"]) for c in cells.values()))
-    columns["valid_acc_seeds"] = np.full((len(cells), NB101_REPEATS), np.nan)  # records are not seeds
-    return columns
-
-
-def convert_tfrecord_to_cache(path: Path, verify_checksum: bool = True, verify_data_crc: bool = False) -> Path:
-    """Convert the official tfrecord once into the cache that :func:`load_benchmark` reads from then on
-    (the tfrecord itself may then be deleted).
-
-    Args:
-        path: ``nasbench_only108.tfrecord`` (or ``nasbench_full.tfrecord`` with ``verify_checksum=False``).
-        verify_checksum: compare the file's sha256 and cell count with the manifest.
-        verify_data_crc: also check every record's CRC (slow; the checksum already covers the official file).
-
-    Returns:
-        The cache file written.
-    """
-    spec = file_spec("nasbench101_tfrecord")
-    cached_table(
-        FULL_KEY, Path(path), lambda source: convert_tfrecord(source, verify_data_crc=verify_data_crc),
-        schema_version=SCHEMA_VERSION, expected_sha256=spec.sha256 if verify_checksum else None,
-        rows=spec.rows if verify_checksum else None, how_to_get=spec.source,
-    )  # fmt: skip
-    return cache_path(FULL_KEY)
-
-
-def _locate(data_dir: str | os.PathLike | None) -> tuple[str, Path, int, int]:
-    """Which table to load: the official tfrecord where found, else its cache, else the NASLib sample.
-    Returns ``(kind, path, size, mtime_ns)``, the per-process cache key."""
-    full, sample = file_spec("nasbench101_tfrecord"), file_spec("nasbench101_naslib")
-    try:
-        kind, path = "tfrecord", resolve_file(full.path, data_dir, full.source)
-    except BenchmarkDataError as missing_full:
-        if cache_path(FULL_KEY).is_file():
-            kind, path = "cache", cache_path(FULL_KEY)
-        else:
-            try:
-                kind, path = "naslib", resolve_file(sample.path, data_dir, sample.source)
-            except BenchmarkDataError as missing_sample:
-                message = f"{missing_full}\nNor is its fallback sample here:\n{missing_sample}"
-                raise BenchmarkDataError(message) from None
-    stat = path.stat()
-    return kind, path.resolve(), stat.st_size, stat.st_mtime_ns
-
-
-@lru_cache(maxsize=4)
-def _load(kind: str, path: Path, size: int, mtime_ns: int) -> tuple[Columns, NASBench101Space]:
-    """The table and its space, once per (file, size, mtime) and process."""
-    if kind == "cache":
-        cached = read_cache(FULL_KEY)
-        if cached is None or cached[1].get("schema_version") != SCHEMA_VERSION:
-            raise BenchmarkDataError(f"{path}: unreadable or outdated cache; convert the tfrecord again "
-                                     "with `weaknas-ray data convert nasbench101 --tfrecord PATH`")  # fmt: skip
-        columns = cached[0]
-    else:
-        spec = file_spec("nasbench101_tfrecord" if kind == "tfrecord" else "nasbench101_naslib")
-        key = FULL_KEY if kind == "tfrecord" else cache_key("nasbench101-naslib", path)
-        convert = convert_tfrecord if kind == "tfrecord" else convert_naslib_json
-        rows = spec.rows if kind == "tfrecord" else None  # the sample's 500 records merge into fewer cells
-        columns = cached_table(key, path, convert, schema_version=SCHEMA_VERSION, expected_sha256=spec.sha256,
-                               rows=rows, how_to_get=spec.source)  # fmt: skip
-    for column in columns.values():
-        column.setflags(write=False)
-    return columns, NASBench101Space(columns["hash"], columns["matrix"], columns["ops"], columns["params_m"])
-
-
-def load_benchmark(dataset: str = "cifar10", data_dir: str | os.PathLike | None = None, noisy: bool = False) -> Benchmark:
-    """NAS-Bench-101 on CIFAR-10: search on the validation accuracy (mean over the 3 training repeats),
-    report the test accuracy, cost = training time in seconds.
-
-    Loaded from the official ``nasbench_only108.tfrecord`` (converted once into the cache) or its cache.
-    When neither is present, falls back with a warning to NASLib's 500-record sample
-    (``naslib_zc_nasbench101_500.json``, 292 distinct cells): it has no test accuracy, so there
-    ``reported`` = validation accuracy and there is no cost and no per-seed data.
-
-    Args:
-        dataset: only ``"cifar10"``.
-        data_dir: a data root searched before the default ones.
-        noisy: search on one training repeat's validation accuracy per cell, drawn in
-            ``oracle.for_repeat(seed)`` (official data only).
-
-    Raises:
-        ConfigError: unknown dataset, or ``noisy`` without per-seed data.
-        BenchmarkDataError: no data found (the message lists the places looked in) or a bad file.
-    """
-    if dataset != "cifar10":
-        raise ConfigError(f"benchmark.dataset: NAS-Bench-101 has only 'cifar10', got {dataset!r}")
-    kind, path, size, mtime_ns = _locate(data_dir)
-    columns, space = _load(kind, path, size, mtime_ns)
-    test, time = columns["test_acc"], columns["train_time_s"]
-    if kind == "naslib":
-        warnings.warn(
-            f"nasbench101: the official nasbench_only108.tfrecord was not found; using NASLib's sample {path} "
-            f"({len(space)} cells) which has no test accuracy: reported = validation accuracy",
-            stacklevel=2,
-        )
-        if noisy:
-            raise ConfigError("benchmark.noisy: the NASLib NAS-Bench-101 sample has no per-seed accuracies")
-    oracle = SeededTableOracle(
-        columns["valid_acc"], columns["valid_acc"] if kind == "naslib" else test,
-        None if kind == "naslib" else time, seed_search=columns["valid_acc_seeds"] if noisy else None,
-    )  # fmt: skip
-    return Benchmark("nasbench101/cifar10", space, oracle)

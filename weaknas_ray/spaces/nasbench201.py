@@ -1,47 +1,25 @@
-"""NAS-Bench-201 (NATS-Bench topology space): 15,625 cells, 6 edges x 5 ops, and its tabular oracles.
+"""NAS-Bench-201 (NATS-Bench topology space): 15,625 cells, 6 edges x 5 ops.
 
 A cell is 6 op ids, one per edge in the order (1<-0), (2<-0), (2<-1), (3<-0), (3<-1), (3<-2), each in
 ``OPS``. The architecture index is the benchmark's own index (row of ``nb201_200ep.csv``). Features are the
-method's one-hot encoding: 6 edges x 5 ops flattened, 30 float32 columns.
+method's one-hot encoding: 6 edges x 5 ops flattened, 30 float32 columns. The table and its oracles are
+loaded by :mod:`weaknas_ray.benchmarks.nasbench201`.
 """
 
 from __future__ import annotations
 
-import os
-from functools import cached_property, lru_cache
-from pathlib import Path
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
-from weaknas_ray.benchmarks.manifest import file_spec
-from weaknas_ray.benchmarks.paths import resolve_file
-from weaknas_ray.benchmarks.registry import Benchmark
-from weaknas_ray.benchmarks.store import Columns, cache_key, cached_table, read_csv_columns
-from weaknas_ray.benchmarks.tabular import SeededTableOracle
-from weaknas_ray.exceptions import BenchmarkDataError, ConfigError, UnknownArchitectureError
-from weaknas_ray.spaces.base import SearchSpace
+from weaknas_ray.exceptions import UnknownArchitectureError
+from weaknas_ray.interfaces import SearchSpace
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))  # (to, from), the official string's order
 PARAM_NAMES = tuple(f"e{to}_{src}" for to, src in EDGES)
 N_CELLS = len(OPS) ** len(EDGES)
-
-# dataset -> (search column, reported column); per-seed search columns are f"{search}_seed{0,1,2}".
-DATASETS = {
-    "cifar10": ("cifar10_valid_valid_acc", "cifar10_test_acc"),
-    "cifar100": ("cifar100_valid_acc", "cifar100_test_acc"),
-    "ImageNet16-120": ("imagenet16_120_valid_acc", "imagenet16_120_test_acc"),
-}
-COST_COLUMN = "cifar10_valid_train_time_s"
-N_SEEDS = 3
-# NOTE: bump when the cached columns change, so old caches are rebuilt.
-SCHEMA_VERSION = 1
-
-
-def seed_columns(search_column: str) -> list[str]:
-    """The per-training-seed columns of a search column (the last may be empty: 2-seed cells)."""
-    return [f"{search_column}_seed{s}" for s in range(N_SEEDS)]
 
 
 def parse_arch_str(text: str) -> tuple[int, ...]:
@@ -66,33 +44,6 @@ def format_arch_str(ops: tuple[int, ...]) -> str:
     """6 op ids in edge order -> the official NAS-Bench-201 string."""
     names = iter(f"{OPS[op]}~{src}" for op, (_, src) in zip(ops, EDGES))
     return "+".join("|" + "|".join(next(names) for _ in range(to)) + "|" for to in (1, 2, 3))
-
-
-def convert_csv(path: Path) -> Columns:
-    """CSV -> columns: ``ops`` (n, 6) int8 in index order plus every numeric column used.
-
-    Raises:
-        BenchmarkDataError: bad schema, an index column other than 0..n-1, a bad or repeated arch string.
-    """
-    numeric = ["index", COST_COLUMN, "params_mb"]
-    nullable = []
-    for search, reported in DATASETS.values():
-        numeric += [search, reported, *seed_columns(search)]
-        nullable += seed_columns(search)[2:]
-    columns = read_csv_columns(path, numeric=numeric, text=["arch_str"], nullable=nullable)
-    index = columns.pop("index")
-    if not np.array_equal(index, np.arange(len(index))):
-        raise BenchmarkDataError(f"{path}: column 'index' is not 0..{len(index) - 1} in order")
-    ops = np.empty((len(index), len(EDGES)), dtype=np.int8)
-    for row, text in enumerate(columns.pop("arch_str")):
-        try:
-            ops[row] = parse_arch_str(text)
-        except UnknownArchitectureError as exc:
-            raise BenchmarkDataError(f"{path}: row {row}: {exc}") from exc
-    if len(np.unique(ops, axis=0)) != len(ops):
-        raise BenchmarkDataError(f"{path}: column 'arch_str' repeats an architecture")
-    columns["ops"] = ops
-    return columns
 
 
 class NASBench201Space(SearchSpace):
@@ -179,69 +130,3 @@ class NASBench201Space(SearchSpace):
         if self.params_mb is None:
             return {}
         return {"params_mb": self.params_mb[self.check_indices(indices)].tolist()}
-
-
-def load_table(data_dir: str | os.PathLike | None = None) -> Columns:
-    """The NAS-Bench-201 table (read-only columns, see :func:`convert_csv`), found over the data roots,
-    checked against the manifest, loaded from the columnar cache and kept per process.
-
-    Raises:
-        BenchmarkDataError: file missing (lists the places looked in), checksum mismatch or bad schema.
-    """
-    return _load_table(*_locate(data_dir))
-
-
-def _locate(data_dir: str | os.PathLike | None) -> tuple[Path, int, int]:
-    """The resolved table file with its size and mtime: the per-process cache key."""
-    spec = file_spec("nasbench201")
-    path = resolve_file(spec.path, data_dir, spec.source).resolve()
-    stat = path.stat()
-    return path, stat.st_size, stat.st_mtime_ns
-
-
-@lru_cache(maxsize=4)
-def _load_table(path: Path, size: int, mtime_ns: int) -> Columns:
-    """Cached per (file, size, mtime): a repeated load in the same process is free."""
-    spec = file_spec("nasbench201")
-    columns = cached_table(
-        cache_key("nasbench201", path), path, convert_csv, schema_version=SCHEMA_VERSION,
-        expected_sha256=spec.sha256, rows=spec.rows, how_to_get=spec.source,
-    )  # fmt: skip
-    for column in columns.values():
-        column.setflags(write=False)
-    return columns
-
-
-@lru_cache(maxsize=4)
-def _space(path: Path, size: int, mtime_ns: int) -> NASBench201Space:
-    table = _load_table(path, size, mtime_ns)
-    return NASBench201Space(table["ops"], table["params_mb"])
-
-
-def load_benchmark(dataset: str = "cifar10", data_dir: str | os.PathLike | None = None, noisy: bool = False) -> Benchmark:
-    """NAS-Bench-201 on ``dataset``: search on the validation accuracy (mean over training seeds),
-    report the test accuracy, cost = CIFAR-10-valid training time in seconds.
-
-    Args:
-        dataset: ``"cifar10"``, ``"cifar100"`` or ``"ImageNet16-120"``.
-        data_dir: a data root searched before the default ones.
-        noisy: when True, ``oracle.for_repeat(seed)`` searches on one training seed's validation accuracy
-            per architecture, drawn among that cell's seeds (2 or 3) with ``default_rng(seed)``.
-
-    Returns:
-        ``Benchmark("nasbench201/<dataset>", NASBench201Space, SeededTableOracle)``.
-
-    Raises:
-        ConfigError: unknown dataset.
-        BenchmarkDataError: see :func:`load_table`.
-    """
-    if dataset not in DATASETS:
-        raise ConfigError(
-            f"benchmark.dataset: unknown NAS-Bench-201 dataset {dataset!r}; choose one of {list(DATASETS)}"
-        )
-    located = _locate(data_dir)
-    table = _load_table(*located)
-    search, reported = DATASETS[dataset]
-    seeds = np.stack([table[c] for c in seed_columns(search)], axis=1) if noisy else None
-    oracle = SeededTableOracle(table[search], table[reported], table[COST_COLUMN], seed_search=seeds)
-    return Benchmark(f"nasbench201/{dataset}", _space(*located), oracle)

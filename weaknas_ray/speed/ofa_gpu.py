@@ -1,6 +1,6 @@
 """Several OFA evaluator actors sharing one GPU: images/s per actor and in total versus one actor.
 
-Each configuration starts ``k`` :class:`~weaknas_ray.ofa.evaluator.SubnetEvaluator` actors with ``1/k`` GPU
+Each configuration starts ``k`` :class:`~weaknas_ray.benchmarks.ofa.evaluator.SubnetEvaluator` actors with ``1/k`` GPU
 each (a random supernet, synthetic ImageNet-sized images: speed only), splits the validation images among
 them as the supernet oracle does, evaluates a warm-up subnet, then times ``--subnets`` subnets from the
 published pool. Throughput counts validation images only; the batch-norm recalibration each actor repeats
@@ -46,7 +46,7 @@ def main(args: argparse.Namespace) -> int:
     import ray
     import torch
 
-    from weaknas_ray.ofa.pool import build_pool
+    from weaknas_ray.benchmarks.ofa.pool import build_pool
 
     if args.quick:
         for key, value in QUICK.items():
@@ -74,8 +74,8 @@ def _measure(k: int, gpus_per_actor: float, configs: np.ndarray, args: argparse.
     """Start ``k`` actors, warm them up on ``configs[0]``, time ``configs[1:]``, stop them."""
     import ray
 
-    from weaknas_ray.ofa.evaluator import start_evaluators
-    from weaknas_ray.ofa.imagenet import SyntheticSplit
+    from weaknas_ray.benchmarks.ofa.evaluator import start_evaluators
+    from weaknas_ray.benchmarks.ofa.imagenet import SyntheticSplit
 
     val, calib = SyntheticSplit(args.val_images, seed=1), SyntheticSplit(args.calib_images, seed=2)
     started = time.perf_counter()

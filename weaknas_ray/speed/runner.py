@@ -61,9 +61,10 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _benchmark():
-    from weaknas_ray.benchmarks.registry import Benchmark, load_benchmark
+    from weaknas_ray.benchmarks.registry import load_benchmark
     from weaknas_ray.exceptions import BenchmarkDataError
-    from weaknas_ray.spaces.base import ArraySpace, TableOracle
+    from weaknas_ray.interfaces import Benchmark, TableOracle
+    from weaknas_ray.spaces import ArraySpace
 
     try:
         return load_benchmark("nasbench201", dataset="cifar10"), "NAS-Bench-201 cifar10"
@@ -80,7 +81,8 @@ def _repeat_times(bench, repeats: int, max_sample: int, hidden: list[int], cpus:
     import torch
 
     from weaknas_ray.config import load_config
-    from weaknas_ray.drivers.ray_runner import plan_tasks, run_one_repeat, run_search
+    from weaknas_ray.drivers.ray_runner import run_search
+    from weaknas_ray.drivers.repeats import plan_tasks, run_one_repeat
 
     overrides = {
         "benchmark": {"name": "nasbench201"},  # saved in the temporary config only: bench is passed in
@@ -100,7 +102,7 @@ def _repeat_times(bench, repeats: int, max_sample: int, hidden: list[int], cpus:
             with tempfile.TemporaryDirectory() as out:
                 config = load_config(overrides={**overrides, **extra, "output": out, "ray.max_workers": workers})
                 start = time.perf_counter()
-                run_search(config, benchmark=bench, progress=False, report=False, echo=lambda *_: None)
+                run_search(config, benchmark=bench, progress=False, echo=lambda *_: None)
                 times[label] = time.perf_counter() - start
     return times
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from weaknas_ray.ofa import arch
-from weaknas_ray.ofa.imagenet import Split
+from weaknas_ray.benchmarks.ofa.imagenet import Split
+from weaknas_ray.spaces import ofa_arch as arch
 
 SUPERNET = "ofa_mbv3_d234_e346_k357_w1.2"
 
@@ -65,8 +65,8 @@ def export_subnet(
         return paths
     import torch
 
-    from weaknas_ray.ofa.compat import build_supernet
-    from weaknas_ray.ofa.evaluator import extract_subnet, recalibrate, split_indices
+    from weaknas_ray.benchmarks.ofa.compat import build_supernet
+    from weaknas_ray.benchmarks.ofa.evaluator import extract_subnet, recalibrate, split_indices
 
     subnet = extract_subnet(build_supernet(weights), row)
     if calib is not None:

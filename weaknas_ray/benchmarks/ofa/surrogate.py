@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from weaknas_ray.benchmarks.manifest import file_spec
+from weaknas_ray.benchmarks.ofa.compat import load_tensors
 from weaknas_ray.benchmarks.paths import resolve_file
 from weaknas_ray.benchmarks.store import verify_checksum
 from weaknas_ray.exceptions import BenchmarkDataError, UnknownArchitectureError
-from weaknas_ray.ofa import arch
-from weaknas_ray.ofa.compat import load_tensors
-from weaknas_ray.spaces.base import TableOracle
+from weaknas_ray.interfaces import TableOracle
+from weaknas_ray.spaces import ofa_arch as arch
 
 MANIFEST_KEY = "ofa_acc_predictor"
 LAYERS = ("0", "2", "4", "6")  # nn.Sequential indices of the four Linear layers

@@ -1,4 +1,9 @@
-"""The search-space interface that the engine, the runners and the Tune searcher use.
+"""The bottom layer: the interfaces every other layer speaks, importing nothing of the project but its
+exceptions (docs/architecture.md).
+
+:class:`SearchSpace` (a pool of architectures), :class:`Oracle` with its :class:`Evaluation` (what an
+architecture scores), :class:`TableOracle` (an oracle over in-memory arrays) and :class:`Benchmark` (a
+space with its oracle, what a benchmark loader returns).
 
 A search space is a finite candidate pool: architecture ``i`` is row ``i`` of ``features``. The
 architecture index is the identity everywhere; strings, tuples and adjacency matrices appear only at
@@ -189,32 +194,10 @@ class TableOracle(Oracle):
         return float(self.search.mean()), float(self.search.std())
 
 
-class ArraySpace(SearchSpace):
-    """A space given directly as a feature array: for tests and for users' own pools.
+@dataclass
+class Benchmark:
+    """A search space with its oracle, as one config section loads them."""
 
-    Args:
-        features: shape ``(n, d)``; converted to float32.
-        name: shown in errors and results.
-    """
-
-    def __init__(self, features: np.ndarray, name: str = "array"):
-        self._features = np.ascontiguousarray(features, dtype=np.float32)
-        if self._features.ndim != 2:
-            raise ValueError(f"features must be 2-D (n, d), got shape {self._features.shape}")
-        self.name = name
-
-    @property
-    def features(self) -> np.ndarray:
-        return self._features
-
-    def decode(self, index: int) -> int:
-        return int(self.check_indices(index)[0])
-
-    def arch_str(self, index: int) -> str:
-        return str(self.decode(index))
-
-    def index_of(self, arch: Any) -> int:
-        try:
-            return int(self.check_indices(int(arch))[0])
-        except (TypeError, ValueError) as exc:
-            raise UnknownArchitectureError(f"{self.name}: expected an integer index, got {arch!r}") from exc
+    name: str  # e.g. "nasbench201/cifar10"
+    space: SearchSpace
+    oracle: Oracle

@@ -211,9 +211,9 @@ def ei_iteration(pool: np.ndarray, budget: Budget, mlp: dict, seed: int) -> None
 
 def nb201_repeats(budget: Budget, mlp: dict, args: argparse.Namespace) -> None:
     """One NAS-Bench-201 cifar10 WeakNAS uniform repeat per predictor, published settings."""
+    from weaknas_ray.benchmarks.nasbench201 import load_benchmark
     from weaknas_ray.drivers.loop import run_repeat
     from weaknas_ray.engine import make_optimizer
-    from weaknas_ray.spaces.nasbench201 import load_benchmark
 
     bench = load_benchmark("cifar10", data_dir=args.data_dir)
     runs = {"mlp": mlp} if args.skip_sklearn else {"mlp": mlp, "sklearn-mlp": {}}
@@ -235,7 +235,7 @@ def bf16_ranking(mlp: dict, args: argparse.Namespace) -> None:
     each against the truth, for MLPs trained on the same 100 random cells with the same seed."""
     from scipy.stats import kendalltau
 
-    from weaknas_ray.spaces.nasbench201 import load_benchmark
+    from weaknas_ray.benchmarks.nasbench201 import load_benchmark
 
     bench = load_benchmark("cifar10", data_dir=args.data_dir)
     X = bench.space.features

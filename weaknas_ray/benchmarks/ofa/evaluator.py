@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 
+from weaknas_ray.benchmarks.ofa.compat import build_supernet, check_weights, ofa_modules
+from weaknas_ray.benchmarks.ofa.imagenet import MEAN, STD, Split, open_split
 from weaknas_ray.exceptions import BenchmarkDataError, ConfigError
-from weaknas_ray.ofa import arch
-from weaknas_ray.ofa.compat import build_supernet, check_weights, ofa_modules
-from weaknas_ray.ofa.imagenet import MEAN, STD, Split, open_split
-from weaknas_ray.spaces.base import Evaluation, Oracle
+from weaknas_ray.interfaces import Evaluation, Oracle
+from weaknas_ray.spaces import ofa_arch as arch
 
 
 def normalise(images, device):

@@ -13,7 +13,7 @@ import numpy as np
 
 from weaknas_ray.benchmarks.store import read_cache, write_cache
 from weaknas_ray.exceptions import ConfigError
-from weaknas_ray.ofa import arch
+from weaknas_ray.spaces import ofa_arch as arch
 
 # NOTE: bump when the pool construction changes, so cached pools are rebuilt.
 POOL_VERSION = 1
