@@ -150,8 +150,12 @@ def test_kill_and_resume_loses_and_duplicates_nothing(tmp_path):
     )
     assert other.returncode == 2 and "search.max_sample: 40 -> 30" in other.stderr
     # report redraws from the folder and compares two runs
-    assert main(["report", str(out), str(out), "--no-dynamics", "--compare", str(tmp_path / "cmp.png")]) == 0
+    table = tmp_path / "table.md"
+    assert main(["report", str(out), str(out), "--no-dynamics", "--compare", str(tmp_path / "cmp.png"),
+                 "--markdown", str(table)]) == 0
     assert (tmp_path / "cmp.png").is_file()
+    lines = table.read_text().splitlines()
+    assert lines[0].startswith("| method | repeats | search optimum") and len(lines) == 4  # random, once per folder
 
 
 CLUSTER_SCRIPT = """

@@ -10,7 +10,7 @@ import pytest
 
 from weaknas_ray.config import load_config
 from weaknas_ray.exceptions import ConfigError, RunStateError
-from weaknas_ray.results.aggregate import best_curves, queries_to_optimum, summarize, summary_table
+from weaknas_ray.results.aggregate import best_curves, markdown_table, queries_to_optimum, summarize, summary_table
 from weaknas_ray.results.plots import plot_curves, plot_search_dynamics, tsne_embedding
 from weaknas_ray.results.records import RunStore, atomic_write, write_text
 from weaknas_ray.results.report import write_report
@@ -270,3 +270,16 @@ def test_summary_statistics_edge_cases():
 def test_the_table_lists_repeats_up_to_ten(repeats, listed):
     frame = pd.concat([rows("m", r, [float(r)]) for r in range(repeats)])
     assert ("best per repeat" in summary_table(summarize(frame, None, max_sample=1))) is listed
+
+
+def test_markdown_table_lists_every_method_of_every_run_with_both_optima():
+    """One row per method of each run, checkpoints within the largest budget, the best mean in bold."""
+    a = summarize(pd.concat([rows("x", 0, [0.0, 1.0, 2.0]), rows("y", 0, [3.0, 0.0, 0.0], arch=[5, 6, 7])]), None, max_sample=60,
+                  optimum_indices=[1], search_optimum_indices=[2])
+    b = summarize(rows("z", 0, [0.5] * 3), None, max_sample=60, optimum_indices=[1])
+    lines = markdown_table([a, b], [60, 60]).splitlines()
+    assert lines[0] == ("| method | repeats | @50 | search optimum: found, queries mean / median | "
+                        "reported optimum: found, queries mean / median | s / repeat |")
+    assert lines[2] == "| `x` | 1 | 2.00 +/- 0.00 | 100%, 3.0 / 3 | 100%, 2.0 / 2 | 0.0 |"
+    assert lines[3] == "| `y` | 1 | **3.00 +/- 0.00** | 0%, - / - | 0%, - / - | 0.0 |"
+    assert lines[4] == "| `z` | 1 | 0.50 +/- 0.00 | n/a | 100%, 2.0 / 2 | 0.0 |"

@@ -14,19 +14,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--compare", metavar="FILE",
                         help="with several DIRs: where the comparison figure goes (default: comparison.png "
                              "in the current folder)")
+    parser.add_argument("--markdown", metavar="FILE",
+                        help="also write one Markdown table of every method of the DIRs (the results pages' tables)")
     parser.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
-    from weaknas_ray.results.aggregate import summary_table
+    from weaknas_ray.results.aggregate import markdown_table, summary_table
     from weaknas_ray.results.plots import plot_curves
     from weaknas_ray.results.records import RunStore
     from weaknas_ray.results.report import write_report
 
     stores = [RunStore(d) for d in args.dirs]
+    summaries = []
     for store in stores:
-        summary = write_report(store, log_x=args.log_x, dynamics=not args.no_dynamics)
-        print(f"== {store.root} ({summary['benchmark']})\n{summary_table(summary)}")
+        summaries.append(write_report(store, log_x=args.log_x, dynamics=not args.no_dynamics))
+        print(f"== {store.root} ({summaries[-1]['benchmark']})\n{summary_table(summaries[-1])}")
+    if args.markdown:
+        table = markdown_table(summaries, [s.load_config()["search"]["max_sample"] for s in stores])
+        Path(args.markdown).write_text(table + "\n")
+        print(f"Markdown table written to {args.markdown}")
     if len(stores) > 1:
         args.compare = args.compare or "comparison.png"
         runs = {f"{s.root.name}: ": (s.results(), s.load_config()["search"]["max_sample"]) for s in stores}

@@ -13,7 +13,9 @@ import numpy as np
 import pandas as pd
 
 # NOTE: the checkpoints of the issue's summary (query counts); those above max_sample are left out.
-CHECKPOINTS = (10, 20, 50, 100, 200, 500, 1000)
+CHECKPOINTS = (10, 20, 50, 100, 200, 300, 500, 1000)
+# NOTE: the columns of the Markdown results table (query counts), those above a run's budget left out.
+TABLE_CHECKPOINTS = (50, 100, 200, 300, 500, 1000)
 # NOTE: the runner's own result columns; any other column is the space's description (flops_m, params_mb).
 RUN_COLUMNS = {"method", "repeat", "seed", "iteration", "query", "arch_index", "arch", "search_value", "reported_value",
                "best_search_so_far", "best_reported_so_far", "elapsed_s", "cost"}
@@ -138,6 +140,30 @@ def summary_table(summary: dict[str, Any]) -> str:
     per_repeat = summary.get("per_repeat") or []
     if per_repeat and max(s["repeats"] for s in summary["methods"].values()) <= MAX_PRINTED_REPEATS:
         lines += ["", _repeat_table(per_repeat)]
+    return "\n".join(lines)
+
+
+def markdown_table(summaries: list[dict[str, Any]], max_samples: list[int]) -> str:
+    """One Markdown table of every method of several runs (e.g. a comparison and its EI run): repeats,
+    mean +/- std of the best reported value at the checkpoints within the budget, queries to the search
+    and to the reported optimum (share found, mean / median over the repeats that found it) and mean
+    seconds per repeat; the best mean of each checkpoint column in bold."""
+    budget = max(max_samples)
+    points = [q for q in TABLE_CHECKPOINTS if q <= budget]
+    rows = [(m, s) for summary in summaries for m, s in summary["methods"].items()]
+    best = {q: max(s["best_reported_at"][str(q)]["mean"] for _, s in rows if str(q) in s["best_reported_at"]) for q in points}
+    header = ["method", "repeats", *(f"@{q}" for q in points), "search optimum: found, queries mean / median",
+              "reported optimum: found, queries mean / median", "s / repeat"]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for method, s in rows:
+        cells = [f"`{method}`", str(s["repeats"])]
+        for q in points:
+            at = s["best_reported_at"].get(str(q))
+            text = "-" if at is None else f"{at['mean']:.2f} +/- {at['std']:.2f}"
+            cells.append(f"**{text}**" if at is not None and round(at["mean"], 2) == round(best[q], 2) else text)
+        cells += [_hits_cell(s.get("queries_to_search_optimum")), _hits_cell(s.get("queries_to_optimum")),
+                  f"{s['seconds_per_repeat']['mean']:.1f}" if "seconds_per_repeat" in s else "-"]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
