@@ -61,6 +61,9 @@ def write_config(path: Path, output: Path, repeats: int, delay: float) -> Path:
     return path
 
 
+ALLOW = ("--allow-loader", "test_cli_run:slow_benchmark")
+
+
 def env() -> dict:
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]),
             "RAY_AUTH_MODE": "disabled"}
@@ -69,7 +72,7 @@ def env() -> dict:
 def launch(*args: str) -> subprocess.Popen:
     """``python run_search.py ARGS`` in its own process group (so the whole run can be killed)."""
     return subprocess.Popen(
-        [sys.executable, "run_search.py", "--no-progress", *args], cwd=ROOT, env=env(),
+        [sys.executable, "run_search.py", "--no-progress", *ALLOW, *args], cwd=ROOT, env=env(),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
 
@@ -145,7 +148,7 @@ def test_kill_and_resume_loses_and_duplicates_nothing(tmp_path):
         assert (out / name).is_file()
     # a different config on the same folder is refused with the differing key
     other = subprocess.run(
-        [sys.executable, "run_search.py", "--config", str(config), "--max-sample", "30"], cwd=ROOT, env=env(),
+        [sys.executable, "run_search.py", *ALLOW, "--config", str(config), "--max-sample", "30"], cwd=ROOT, env=env(),
         capture_output=True, text=True,
     )
     assert other.returncode == 2 and "search.max_sample: 40 -> 30" in other.stderr
@@ -162,7 +165,8 @@ cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
 cluster.add_node(num_cpus=1)
 cluster.wait_for_nodes()
 try:
-    run = subprocess.run([sys.executable, "run_search.py", "--no-progress", "--config", sys.argv[1],
+    run = subprocess.run([sys.executable, "run_search.py", "--no-progress", "--allow-loader",
+                          "test_cli_run:slow_benchmark", "--config", sys.argv[1],
                           "--address", cluster.address], capture_output=True, text=True, timeout=150)
     print(run.stdout, run.stderr)
     sys.exit(run.returncode)

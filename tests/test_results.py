@@ -220,7 +220,7 @@ def test_dynamics_figure_is_skipped_with_a_reason_when_the_benchmark_cannot_load
     store.prepare(load_config(overrides={"benchmark": {"loader": "no_such_module:load"}, "search.max_sample": 20}))
     store.write_repeat("weaknas", 0, rows("weaknas", 0, [0.1, 0.4]), None)
     notes = []
-    write_report(store, echo=notes.append)
+    write_report(store, echo=notes.append, allow_loaders=("no_such_module:load",))
     assert notes == ["search_dynamics.png skipped: could not load the benchmark: benchmark.loader: cannot import "
                      "no_such_module:load (No module named 'no_such_module')"]
     assert not (tmp_path / "search_dynamics.png").exists()

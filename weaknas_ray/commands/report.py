@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from weaknas_ray.commands.run import add_allow_loader
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("report", help="redraw summary.json and plots of saved runs; compare several runs")
@@ -14,6 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--compare", metavar="FILE",
                         help="with several DIRs: where the comparison figure goes (default: comparison.png "
                              "in the current folder)")
+    add_allow_loader(parser)
     parser.set_defaults(func=main)
 
 
@@ -25,7 +28,8 @@ def main(args: argparse.Namespace) -> int:
 
     stores = [RunStore(d) for d in args.dirs]
     for store in stores:
-        summary = write_report(store, log_x=args.log_x, dynamics=not args.no_dynamics)
+        summary = write_report(store, log_x=args.log_x, dynamics=not args.no_dynamics,
+                               allow_loaders=tuple(args.allow_loader))
         print(f"== {store.root} ({summary['benchmark']})\n{summary_table(summary)}")
     if len(stores) > 1:
         args.compare = args.compare or "comparison.png"

@@ -38,12 +38,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--set", action="append", default=[], metavar="KEY=VALUE",
         help="override any config key, VALUE parsed as YAML (e.g. --set methods.weaknas.n_members=3)",
     )
+    add_allow_loader(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=main)
 
 
+def add_allow_loader(parser: argparse.ArgumentParser) -> None:
+    """The ``--allow-loader MODULE:FUNCTION`` flag (repeatable) of commands that may load a benchmark."""
+    parser.add_argument(
+        "--allow-loader", action="append", default=[], metavar="MODULE:FUNCTION",
+        help="allow importing this benchmark.loader of a config (a config's own loader is never imported "
+             "otherwise, unless an installed package registers it)",
+    )
+
+
 def parse_set(items: list[str]) -> dict:
-    """``["a.b=1", ...]`` -> ``{"a.b": 1}`` with YAML-parsed values."""
+    """``["a.b=1", ...]`` -> ``{"a.b": 1}`` with YAML-parsed values (safe YAML: no Python tags)."""
     import yaml
 
     from weaknas_ray.exceptions import ConfigError
@@ -53,7 +63,11 @@ def parse_set(items: list[str]) -> dict:
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"--set: expected KEY=VALUE, got {item!r}")
-        out[key.strip()] = yaml.safe_load(text)
+        try:
+            out[key.strip()] = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ConfigError(f"--set {key.strip()}: not a plain YAML value: {problem}") from None
     return out
 
 
@@ -65,7 +79,7 @@ def main(args: argparse.Namespace) -> int:
     overrides.update(parse_set(args.set))
     config = load_config(args.config, overrides)
     try:
-        outcome = run_search(config, progress=not args.no_progress)
+        outcome = run_search(config, progress=not args.no_progress, allow_loaders=tuple(args.allow_loader))
     except KeyboardInterrupt:
         from weaknas_ray.results.records import RunStore
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from weaknas_ray.benchmarks.registry import load_configured_benchmark
 from weaknas_ray.config import method_settings
 from weaknas_ray.exceptions import ConfigError, WeakNASError
 from weaknas_ray.results.aggregate import counted
@@ -56,26 +57,6 @@ class RunOutcome:
     skipped: int
     failures: list[dict[str, Any]]
     summary: dict[str, Any] | None
-
-
-def load_configured_benchmark(config: dict[str, Any]):
-    """The benchmark a config names: ``benchmark.name`` through the registry, or ``benchmark.loader``
-    (``"module:function"``, for users' own pools), every other key passed as a keyword option."""
-    import importlib
-
-    from weaknas_ray.arguments import check_arguments
-    from weaknas_ray.benchmarks.registry import load_benchmark
-
-    options = dict(config["benchmark"])
-    if "loader" in options:
-        module, func = options.pop("loader").split(":")
-        try:
-            loader = getattr(importlib.import_module(module), func)
-        except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"benchmark.loader: cannot import {module}:{func} ({exc})") from None
-        check_arguments(loader, options, "benchmark", f"loader {module}:{func}")
-        return loader(**options)
-    return load_benchmark(options.pop("name"), **options)
 
 
 def run_one_repeat(benchmark, task: RepeatTask, pool_scorer=None, on_batch: Callable | None = None):
@@ -302,7 +283,8 @@ def group_tasks(tasks: list[RepeatTask], size: int) -> list[list[RepeatTask]]:
 
 
 def run_search(
-    config: dict[str, Any], *, benchmark=None, progress: bool = True, report: bool = True, echo: Callable = print
+    config: dict[str, Any], *, benchmark=None, progress: bool = True, report: bool = True, echo: Callable = print,
+    allow_loaders: tuple[str, ...] = (),
 ) -> RunOutcome:
     """Run (or resume) the search a resolved config describes, writing its output folder.
 
@@ -312,6 +294,7 @@ def run_search(
         progress: show a tqdm bar of queries and repeats.
         report: write ``summary.json`` and the figures at the end.
         echo: where progress messages go (failed attempts are written to stderr).
+        allow_loaders: ``benchmark.loader`` values the user allows to be imported (``--allow-loader``).
 
     Returns:
         A :class:`RunOutcome`.
@@ -322,7 +305,7 @@ def run_search(
     import ray
 
     store = RunStore(config["output"])
-    benchmark = benchmark if benchmark is not None else load_configured_benchmark(config)
+    benchmark = benchmark if benchmark is not None else load_configured_benchmark(config, allow_loaders)
     oracle = benchmark.oracle
     check_methods(config, benchmark)
     if config["search"]["stop_at_optimum"] and oracle.optimum_indices is None:
