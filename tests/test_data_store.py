@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -53,28 +54,43 @@ def test_resolution_order(roots, monkeypatch):
         (roots / name / rel).parent.mkdir(parents=True)
         (roots / name / rel).write_text(name)
     assert paths.resolve_file(rel).read_text() == "project"
+    (roots / "project" / rel).unlink()
+    assert paths.resolve_file(rel).read_text() == "shared"
     monkeypatch.setenv("WEAKNAS_DATA", str(roots / "env"))
     assert paths.resolve_file(rel).read_text() == "env"
     assert paths.resolve_file(rel, roots / "cli").read_text() == "cli"
     assert paths.resolve_data_root(roots / "cli") == roots / "cli"
-    (roots / "project" / rel).unlink()
-    (roots / "env" / rel).unlink()
-    assert paths.resolve_file(rel).read_text() == "shared"
 
 
-def test_missing_file_lists_every_place(roots, monkeypatch):
-    monkeypatch.setenv("WEAKNAS_DATA", str(roots / "env"))
+def test_missing_file_lists_every_place(roots):
     with pytest.raises(BenchmarkDataError) as info:
-        paths.resolve_file("nasbench201/nb201_200ep.csv", roots / "cli", how_to_get="the maintainers")
+        paths.resolve_file("nasbench201/nb201_200ep.csv", how_to_get="the maintainers")
     message = str(info.value)
-    for name, label in (("cli", "--data-dir"), ("env", "$WEAKNAS_DATA"), ("project", "project"), ("shared", "shared")):
+    for name, label in (("project", "project"), ("shared", "shared")):
         assert str(roots / name / "nasbench201" / "nb201_200ep.csv") in message and label in message
     assert "the maintainers" in message
 
 
-def test_bad_data_dir_is_an_error(roots):
-    with pytest.raises(BenchmarkDataError, match="not a directory"):
-        paths.candidate_roots(roots / "nope")
+@pytest.mark.parametrize("named", ["cli", "env"])
+def test_a_root_the_user_names_is_used_alone_or_refused(roots, monkeypatch, named):
+    """An empty or missing --data-dir / $WEAKNAS_DATA never falls back to other data without a word."""
+    rel = "nasbench201/x.csv"
+    (roots / "project" / rel).parent.mkdir(parents=True)
+    (roots / "project" / rel).write_text("project")
+    label = "--data-dir" if named == "cli" else "$WEAKNAS_DATA"
+    data_dir = roots / "cli" if named == "cli" else None
+    if named == "env":
+        monkeypatch.setenv("WEAKNAS_DATA", str(roots / "env"))
+    with pytest.raises(BenchmarkDataError) as info:
+        paths.resolve_file(rel, data_dir)
+    assert f"{roots / named / rel}  ({label})" in str(info.value) and "project" not in str(info.value)
+    with pytest.raises(BenchmarkDataError, match="no benchmark data found"):
+        paths.resolve_data_root(data_dir)
+    missing = roots / "nope"
+    if named == "env":
+        monkeypatch.setenv("WEAKNAS_DATA", str(missing))
+    with pytest.raises(BenchmarkDataError, match=f"{re.escape(label)} '{re.escape(str(missing))}' is not a directory"):
+        paths.candidate_roots(missing if named == "cli" else None)
 
 
 def test_manifest_lists_the_known_files():

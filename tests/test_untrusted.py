@@ -73,3 +73,57 @@ def test_python_tags_in_set_are_a_one_line_error(tmp_path, capsys):
         from weaknas_ray.commands.run import parse_set
 
         parse_set(["x=!!python/name:os.system"])
+
+
+def fake_config(tmp_path: Path, methods: str = "[random]") -> Path:
+    path = tmp_path / "fake.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        benchmark: {{loader: "test_cli_run:slow_benchmark", n: 200}}
+        search: {{methods: {methods}, repeats: 1, max_sample: 20}}
+        methods: {{weaknas: {{predictor_params: {{hidden: [16]}}}}}}
+        output: {tmp_path / 'out'}
+        """))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "methods.weaknas.n_members=0"], "methods.weaknas.n_members: expected an integer >= 1, got 0"),
+        (["--set", "methods.weaknas.predictor_params.tol=.nan"], "methods.weaknas.predictor_params.tol: expected a finite"),
+        (["--address", "garbage"], "ray.address: expected 'auto', HOST:PORT or ray://HOST:PORT"),
+        (["--address", "127.0.0.1:1", "--set", "ray.connect_timeout_s=2"],
+         "ray.address: no Ray cluster answers at 127.0.0.1:1 within 2 s"),
+        (["--seed", str(2**70)], "search.seed: expected 0..4294967295"),
+        (["--output", ""], "output: expected a non-empty path"),
+        (["--set", "search.sample_each_iter=1000000000"], "search.sample_each_iter: 1000000000 exceeds search.max_sample"),
+    ],
+    ids=["unused-method-section", "nan", "address", "dead-address", "seed", "empty-output", "absurd-size"],
+)
+def test_bad_input_is_one_line_before_anything_is_written(tmp_path, capsys, args, message):
+    """Settings of a method not in search.methods are checked too; a dead address fails in bounded time."""
+    config = fake_config(tmp_path)
+    assert main(["run", "--config", str(config), "--allow-loader", "test_cli_run:slow_benchmark", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_cuda_predictor_without_cuda_is_refused_in_the_driver(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    config = fake_config(tmp_path, "[weaknas]")
+    args = ["run", "--config", str(config), "--allow-loader", "test_cli_run:slow_benchmark"]
+    assert main([*args, "--set", "methods.weaknas.predictor_params.device=cuda"]) == 2
+    assert ("methods.weaknas.predictor_params.device: 'cuda', but ray.num_gpus_per_repeat is 0 and this machine has "
+            "no CUDA GPU") in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_tune_refuses_a_metric_the_trainable_does_not_report(capsys):
+    assert main(["tune", "--set", "tune.metric=bogus"]) == 2
+    assert "tune.metric: expected one of ['val_acc', 'test_acc'], got 'bogus'" in capsys.readouterr().err
+    assert main(["tune", "--set", "methods.weaknas.predictor_params.lr=.nan"]) == 2
+    assert "methods.weaknas.predictor_params.lr: expected a finite number, got nan" in capsys.readouterr().err

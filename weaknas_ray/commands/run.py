@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, help="seed of repeat 0; repeat r uses seed + r (search.seed)")
     parser.add_argument("--num-cpus", type=int, help="CPUs of the local Ray instance (ray.num_cpus)")
     parser.add_argument("--address", help="join an existing Ray cluster: 'auto' or HOST:PORT (ray.address)")
-    parser.add_argument("--data-dir", help="benchmark data root, looked in first (benchmark.data_dir)")
+    parser.add_argument("--data-dir", help="benchmark data root, the only one used when given (benchmark.data_dir)")
     parser.add_argument("--methods", nargs="+", metavar="M", help="weaknas, weaknas-ei, random, evolution, tpe")
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE",

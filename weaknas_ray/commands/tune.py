@@ -13,7 +13,8 @@ import argparse
 import copy
 from typing import Any
 
-from weaknas_ray.config import Field, at_least, check_fields, method_settings, read_yaml, set_key
+from weaknas_ray.config import SCHEMA as RUN_SCHEMA
+from weaknas_ray.config import Field, at_least, check_fields, check_finite, method_settings, read_yaml, set_key
 from weaknas_ray.exceptions import ConfigError, RunStateError
 
 # NOTE: a quick default: 60 trials, a 2 x 64 MLP predictor; the published schedule otherwise.
@@ -43,6 +44,8 @@ DEFAULTS: dict[str, Any] = {
 }
 
 _POSITIVE = at_least(1)
+# NOTE: what lookup_trainable reports (a metric it does not report would fail every trial).
+METRICS = ("val_acc", "test_acc")
 SCHEMA: dict[str, Any] = {
     "name": Field((str,)),
     "search": {
@@ -51,14 +54,14 @@ SCHEMA: dict[str, Any] = {
         "max_sample": Field((int,), check=_POSITIVE),
     },
     "tune": {
-        "metric": Field((str,)),
+        "metric": Field((str,), check=lambda v: None if v in METRICS else f"one of {list(METRICS)}"),
         "mode": Field((str,), check=lambda v: None if v in ("max", "min") else "'max' or 'min'"),
         "max_concurrent_trials": Field((int,), nullable=True, check=_POSITIVE),
         "cpus_per_trial": Field((int, float), check=lambda v: None if v > 0 else "> 0"),
         "storage_path": Field((str,), nullable=True),
         "resume": Field((bool,)),
     },
-    "ray": {"address": Field((str,), nullable=True), "num_cpus": Field((int,), nullable=True, check=_POSITIVE)},
+    "ray": {"address": RUN_SCHEMA["ray"]["address"], "num_cpus": Field((int,), nullable=True, check=_POSITIVE)},
 }
 
 
@@ -69,7 +72,7 @@ def load_tune_config(path: str | None, overrides: list[str] = ()) -> dict[str, A
     Raises:
         ConfigError: unreadable file, unknown key, wrong type or bad value (naming the key).
     """
-    import yaml
+    from weaknas_ray.commands.run import parse_set
 
     config = copy.deepcopy(DEFAULTS)
     settings = read_yaml(path) if path else {}
@@ -79,11 +82,9 @@ def load_tune_config(path: str | None, overrides: list[str] = ()) -> dict[str, A
         config["methods"] = {}
     for key, value in _flatten(settings):
         set_key(config, key, value)
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. search.max_sample=40")
-        set_key(config, key.strip(), yaml.safe_load(text))
+    for key, value in parse_set(overrides).items():
+        set_key(config, key, value)
+    check_finite(config, "")
     check_fields(config, SCHEMA, "")
     if not isinstance(config["benchmark"].get("name"), str):
         raise ConfigError(f"benchmark.name: expected a benchmark name, got {config['benchmark'].get('name')!r}")

@@ -204,7 +204,10 @@ def connect(ray_config: dict[str, Any]) -> bool:
         return False
     address = ray_config["address"] or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, log_to_driver=False)
+        try:
+            ray.init(address=address, log_to_driver=False)
+        except (ConnectionError, ValueError, RuntimeError) as exc:
+            raise ConfigError(f"ray.address: cannot join the Ray cluster at {address} ({_first_line(exc)})") from None
     else:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         ray.init(
@@ -215,6 +218,36 @@ def connect(ray_config: dict[str, Any]) -> bool:
             log_to_driver=False,
         )
     return True
+
+
+def probe_address(ray_config: dict[str, Any]) -> None:
+    """Refuse, before anything is written, a cluster address (``ray.address``, else ``$RAY_ADDRESS``)
+    where nothing answers within ``ray.connect_timeout_s``: Ray itself retries a dead address for minutes.
+    ``auto`` is left to Ray, which fails at once when it finds no cluster.
+
+    Raises:
+        ConfigError: naming the address and the timeout.
+    """
+    import socket
+
+    import ray
+
+    address = ray_config["address"] or os.environ.get("RAY_ADDRESS")
+    if ray.is_initialized() or not address or address == "auto":
+        return
+    timeout = ray_config["connect_timeout_s"]
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"ray.address: no Ray cluster answers at {address} within {timeout:g} s ({_first_line(exc)}); "
+            "check the address, or raise ray.connect_timeout_s"
+        ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def check_methods(config: dict[str, Any], benchmark) -> None:
@@ -229,14 +262,28 @@ def check_methods(config: dict[str, Any], benchmark) -> None:
     search, n_pool = config["search"], len(benchmark.space)
     if search["max_sample"] > n_pool:
         raise ConfigError(f"search.max_sample: {search['max_sample']} exceeds the pool of {n_pool} architectures")
-    for method in search["methods"]:
+    for method in dict.fromkeys([*search["methods"], *config["methods"]]):  # unused sections too: no typo hides
         try:
             optimizer = make_optimizer(method, benchmark.space, search["max_sample"], search["seed"],
                                        **method_settings(config, method))
             if hasattr(optimizer, "new_predictor"):
-                optimizer.new_predictor()
+                _check_device(config, method, optimizer.new_predictor())
         except WeakNASError as exc:
             raise ConfigError(_key_path(method, str(exc))) from exc
+
+
+def _check_device(config: dict[str, Any], method: str, predictor) -> None:
+    """A CUDA predictor needs GPUs: from ``ray.num_gpus_per_repeat``, else on this machine (local runs),
+    checked here rather than in every worker."""
+    device = str(getattr(predictor, "device", "cpu"))
+    if device.startswith("cuda") and not config["ray"]["num_gpus_per_repeat"]:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"methods.{method}.predictor_params.device: {device!r}, but ray.num_gpus_per_repeat is 0 and "
+                "this machine has no CUDA GPU; use device: cpu, or give repeats GPUs"
+            )
 
 
 def _key_path(method: str, text: str) -> str:
@@ -308,6 +355,7 @@ def run_search(
     benchmark = benchmark if benchmark is not None else load_configured_benchmark(config, allow_loaders)
     oracle = benchmark.oracle
     check_methods(config, benchmark)
+    probe_address(config["ray"])
     if config["search"]["stop_at_optimum"] and oracle.optimum_indices is None:
         raise ConfigError("search.stop_at_optimum: the benchmark's oracle does not know its optimum")
     store.prepare(config, _meta(benchmark))
