@@ -123,16 +123,35 @@ def test_interrupted_run_says_what_is_kept(tmp_path, capsys, monkeypatch):
     assert f"interrupted: 1 finished repeat(s) kept in {tmp_path / 'o'}; rerun the same command" in capsys.readouterr().err
 
 
+def wait_for_repeats(proc: subprocess.Popen, out: Path, n: int, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while len(list((out / "repeats").glob("*.parquet"))) < n:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() is not None else "timeout"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_sigterm_is_handled_like_ctrl_c(tmp_path):
+    """What `timeout`, Slurm and Kubernetes send: one line saying what is kept, exit 143, the lock released."""
+    out = tmp_path / "run"
+    config = write_config(tmp_path / "c.yaml", out, repeats=6, delay=DELAY_S)
+    proc = launch("--config", str(config))
+    wait_for_repeats(proc, out, 1)
+    proc.send_signal(signal.SIGTERM)
+    text, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 143, text
+    assert "terminated (SIGTERM): " in text and "finished repeat(s) kept in" in text
+    assert "Stack trace" not in text and "Traceback" not in text and "SIGTERM received" not in text, text
+    assert not (out / ".lock").exists()
+
+
 @pytest.mark.slow
 def test_kill_and_resume_loses_and_duplicates_nothing(tmp_path):
     out = tmp_path / "run"
     repeats = 6
     config = write_config(tmp_path / "c.yaml", out, repeats=repeats, delay=DELAY_S)
     proc = launch("--config", str(config))
-    deadline = time.monotonic() + 90
-    while len(list((out / "repeats").glob("*.parquet"))) < 2:
-        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() is not None else "timeout"
-        time.sleep(0.05)
+    wait_for_repeats(proc, out, 2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     before = {p.name: p.read_bytes() for p in (out / "repeats").glob("*.parquet")}

@@ -74,20 +74,23 @@ def parse_set(items: list[str]) -> dict:
 def main(args: argparse.Namespace) -> int:
     from weaknas_ray.config import load_config
     from weaknas_ray.drivers.ray_runner import run_search
+    from weaknas_ray.exceptions import Terminated, interrupt_on_sigterm
 
+    interrupt_on_sigterm()
     overrides = {key: getattr(args, dest) for dest, key in OVERRIDES.items()}
     overrides.update(parse_set(args.set))
     config = load_config(args.config, overrides)
     try:
         outcome = run_search(config, progress=not args.no_progress, allow_loaders=tuple(args.allow_loader))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         from weaknas_ray.results.records import RunStore
 
         store = RunStore(config["output"])
         kept = len(store.finished()) if store.repeats_dir.is_dir() else 0
-        print(f"\ninterrupted: {kept} finished repeat(s) kept in {store.root.resolve()}; "
+        how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        print(f"\n{how}: {kept} finished repeat(s) kept in {store.root.resolve()}; "
               "rerun the same command to resume", file=sys.stderr)
-        return 130
+        return 143 if isinstance(exc, Terminated) else 130
     if outcome.failures:
         print(f"{len(outcome.failures)} repeat(s) failed: see {outcome.output / 'failures.json'}; "
               "rerun the same command to retry them (fix the setting first if the error names one)")

@@ -28,7 +28,7 @@ import numpy as np
 
 from weaknas_ray.benchmarks.registry import load_configured_benchmark
 from weaknas_ray.config import method_settings
-from weaknas_ray.exceptions import ConfigError, WeakNASError
+from weaknas_ray.exceptions import ConfigError, WeakNASError, interrupt_on_sigterm
 from weaknas_ray.results.aggregate import counted
 from weaknas_ray.results.records import RunStore
 
@@ -217,6 +217,7 @@ def connect(ray_config: dict[str, Any]) -> bool:
             include_dashboard=False,
             log_to_driver=False,
         )
+    interrupt_on_sigterm()  # Ray's driver handler exits with a C++ stack dump and loses the message
     return True
 
 
@@ -358,36 +359,37 @@ def run_search(
     probe_address(config["ray"])
     if config["search"]["stop_at_optimum"] and oracle.optimum_indices is None:
         raise ConfigError("search.stop_at_optimum: the benchmark's oracle does not know its optimum")
-    store.prepare(config, _meta(benchmark))
-    done = store.finished()
-    tasks = plan_tasks(config, done)
-    echo(f"results: {store.root.resolve()} ({counted(len(done), 'repeat')} already done, {len(tasks)} to run)")
-    failures: list[dict[str, Any]] = []
-    embedding = None
-    if tasks:
-        from weaknas_ray.results.report import start_embedding
+    with store.lock():  # one writer per output folder
+        store.prepare(config, _meta(benchmark))
+        done = store.finished()
+        tasks = plan_tasks(config, done)
+        echo(f"results: {store.root.resolve()} ({counted(len(done), 'repeat')} already done, {len(tasks)} to run)")
+        failures: list[dict[str, Any]] = []
+        embedding = None
+        if tasks:
+            from weaknas_ray.results.report import start_embedding
 
-        embedding = start_embedding(benchmark) if report else None
-        started = connect(config["ray"])
-        try:
-            failures = _Dispatcher(config, benchmark, store, tasks, progress).run()
-        finally:
-            if started:
-                ray.shutdown()
-    store.write_failures(failures)
-    store.merge()
-    if embedding is not None and embedding.is_alive():
-        echo("computing the pool's t-SNE layout for search_dynamics.png (once per pool; cached) ...")
-        embedding.join()
-    summary = None
-    if report and (done or len(failures) < len(tasks)):
-        from weaknas_ray.results.aggregate import summary_table
-        from weaknas_ray.results.report import write_report
+            embedding = start_embedding(benchmark) if report else None
+            started = connect(config["ray"])
+            try:
+                failures = _Dispatcher(config, benchmark, store, tasks, progress).run()
+            finally:
+                if started:
+                    ray.shutdown()
+        store.write_failures(failures)
+        store.merge()
+        if embedding is not None and embedding.is_alive():
+            echo("computing the pool's t-SNE layout for search_dynamics.png (once per pool; cached) ...")
+            embedding.join()
+        summary = None
+        if report and (done or len(failures) < len(tasks)):
+            from weaknas_ray.results.aggregate import summary_table
+            from weaknas_ray.results.report import write_report
 
-        summary = write_report(store, benchmark, echo=echo)
-        echo(summary_table(summary))
-        echo(f"results written to {store.root.resolve()}")
-    return RunOutcome(store.root, len(tasks) - len(failures), len(done), failures, summary)
+            summary = write_report(store, benchmark, echo=echo)
+            echo(summary_table(summary))
+            echo(f"results written to {store.root.resolve()}")
+        return RunOutcome(store.root, len(tasks) - len(failures), len(done), failures, summary)
 
 
 def _meta(benchmark) -> dict[str, Any]:
