@@ -193,6 +193,33 @@ def check_restorable(folder: str) -> None:
             )
 
 
+def check_fresh(folder: str) -> None:
+    """Refuse to start a new experiment in a folder holding one: Tune would add a second run's trials to it
+    (every architecture twice)."""
+    import os
+
+    if os.path.isdir(folder) and os.listdir(folder):
+        raise RunStateError(
+            f"the Tune experiment folder {folder} already holds an experiment; resume it with "
+            "--set tune.resume=true, or start over under another name (--set name=NEW) or after deleting the folder"
+        )
+
+
+def check_complete(results, max_sample: int, folder: str) -> None:
+    """Refuse an experiment that did not end with ``max_sample`` distinct architectures (Tune restarts an
+    experiment whose run state it cannot restore, and a restarted searcher may end early), naming what is
+    missing instead of reporting a partial result as the answer."""
+    indices = [r.metrics.get("arch_index") for r in results if r.metrics and "arch_index" in r.metrics]
+    distinct = len(set(indices))
+    if len(indices) != max_sample or distinct != max_sample or results.errors:
+        raise RunStateError(
+            f"the Tune experiment in {folder} ended with {len(indices)} trial result(s) over {distinct} distinct "
+            f"architecture(s) and {len(results.errors)} error(s), not search.max_sample = {max_sample}: its saved "
+            "state was incomplete (a run killed before Tune saved it). Delete the folder, or use another name "
+            "(--set name=NEW), and run it again."
+        )
+
+
 def main(args: argparse.Namespace) -> int:
     """Run (or resume) the Tuner the config describes and print the best architecture found."""
     import os
@@ -216,8 +243,10 @@ def main(args: argparse.Namespace) -> int:
         check_restorable(folder)
         tuner = tune.Tuner.restore(folder, trainable=make_trainable(benchmark, settings["cpus_per_trial"]))
     else:
+        check_fresh(folder)
         tuner = make_tuner(benchmark, make_searcher(config, benchmark.space), settings, config["name"])
     results = tuner.fit()
+    check_complete(results, config["search"]["max_sample"], folder)
     best = results.get_best_result(metric=settings["metric"], mode=settings["mode"])
     print(
         f"{len(results)} trials in {folder}\n"
