@@ -220,6 +220,22 @@ def test_a_merge_that_cannot_write_is_one_line_and_keeps_the_repeats(tmp_path, c
     assert sorted(p.name for p in store.repeats_dir.iterdir()) == files
 
 
+def test_a_resume_after_a_changed_default_is_refused_naming_the_key(tmp_path, monkeypatch):
+    from weaknas_ray.config import resolve_defaults
+    from weaknas_ray.engine.baselines import RandomSearch
+
+    config = resolve_defaults(load_config(overrides={"search.methods": ["weaknas", "random"]}))
+    assert config["methods"]["random"]["batch_size"] == 10 and config["methods"]["weaknas"]["predictor_params"]["lr"] == 0.001
+    store = RunStore(tmp_path)
+    store.prepare(config)
+    assert store.load_config() == config  # saved resolved
+    store.prepare(load_config(overrides={"search.methods": ["weaknas", "random"]}))  # same: resumes
+    defaults = list(RandomSearch.__init__.__defaults__)
+    monkeypatch.setattr(RandomSearch.__init__, "__defaults__", tuple(7 if d == 10 else d for d in defaults))
+    with pytest.raises(ConfigError, match="methods.random.batch_size: 10 -> 7"):  # an upgrade changed a default
+        store.prepare(load_config(overrides={"search.methods": ["weaknas", "random"]}))
+
+
 def test_store_refuses_a_different_config_with_a_diff(tmp_path):
     store = RunStore(tmp_path)
     store.prepare(load_config())

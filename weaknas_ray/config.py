@@ -382,3 +382,48 @@ def method_settings(config: dict[str, Any], method: str) -> dict[str, Any]:
     check_arguments(cls, own, f"methods.{method}", f"method {method!r}", counts=True, hidden=METHOD_HIDDEN)
     params, _ = parameters(cls)  # with the base's: weaknas-ei passes the schedule on to weaknas
     return {**{k: config["search"][k] for k in SHARED_SETTINGS if k in params}, **own}
+
+
+def resolve_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with every default made explicit: the constructor defaults of each method of
+    ``search.methods`` and of its predictor, and the loader defaults of a registered benchmark (a user's
+    own ``benchmark.loader`` is left as given: resolving it would import it). Saved as ``config.yaml``, so
+    a resume after an upgrade that changed a default is refused naming that key instead of mixing two
+    behaviours in one run.
+    """
+    import importlib
+
+    from weaknas_ray.benchmarks.registry import BENCHMARKS
+    from weaknas_ray.engine import method_class
+    from weaknas_ray.predictors import predictor_class
+
+    resolved = copy.deepcopy(config)
+    bench = resolved["benchmark"]
+    if "name" in bench:
+        module, func = BENCHMARKS[bench["name"]].split(":")
+        bench.update({**_defaults(getattr(importlib.import_module(module), func), ()), **bench})
+    for method in resolved["search"]["methods"]:
+        own = resolved["methods"].setdefault(method, {})
+        cls = method_class(method)
+        own.update({**_defaults(cls, (*METHOD_HIDDEN, *SHARED_SETTINGS)), **own})
+        if "predictor" in own:
+            params = own.get("predictor_params") or {}
+            own["predictor_params"] = {**_defaults(predictor_class(own["predictor"]), ("self", "n_members")), **params}
+    return resolved
+
+
+def _defaults(target: Callable | type, skip: tuple[str, ...]) -> dict[str, Any]:
+    """Keyword defaults of ``target`` (a class: its ``__init__`` chain) that YAML can hold, as YAML holds them."""
+    import inspect
+
+    functions = [vars(c)["__init__"] for c in target.__mro__ if "__init__" in vars(c)] if isinstance(target, type) else [target]
+    out: dict[str, Any] = {}
+    for function in functions:
+        for name, param in inspect.signature(function).parameters.items():
+            value = param.default
+            if name in skip or name in out or value is inspect.Parameter.empty:
+                continue
+            value = list(value) if isinstance(value, tuple) else value
+            if value is None or isinstance(value, (bool, int, float, str, list, dict)):
+                out[name] = value
+    return out

@@ -35,7 +35,7 @@ from typing import Any
 
 import pandas as pd
 
-from weaknas_ray.config import RESUMABLE_KEYS, diff, dump_yaml, load_config
+from weaknas_ray.config import RESUMABLE_KEYS, diff, dump_yaml, load_config, resolve_defaults
 from weaknas_ray.exceptions import ConfigError, RunStateError
 
 # NOTE: sorting keys of merged tables: stable order whatever order repeats finished in.
@@ -96,14 +96,15 @@ class RunStore:
         self.repeats_dir = self.root / "repeats"
 
     def prepare(self, config: dict[str, Any], meta: dict[str, Any] | None = None) -> None:
-        """Create the folder and save ``config`` (and ``meta``), refusing a folder holding another run.
+        """Create the folder and save ``config`` (resolved: see :func:`~weaknas_ray.config.resolve_defaults`)
+        and ``meta``, refusing a folder holding another run.
 
         Keys in :data:`~weaknas_ray.config.RESUMABLE_KEYS` (Ray resources, output, repeats) may differ.
 
         Raises:
             ConfigError: the saved ``config.yaml`` differs; the message lists the differing keys.
         """
-        saved = self.root / "config.yaml"
+        saved, config = self.root / "config.yaml", resolve_defaults(config)
         if not saved.is_file() and self.repeats_dir.is_dir() and any(self.repeats_dir.glob("*.parquet*")):
             raise RunStateError(
                 f"output folder {str(self.root)!r} holds repeat files but no config.yaml, so the settings and "
@@ -111,7 +112,8 @@ class RunStore:
                 "another --output (or delete the folder) to start over."
             )
         if saved.is_file():
-            changed = diff(self.load_config(), config, ignore=RESUMABLE_KEYS)
+            # NOTE: a folder saved before defaults were resolved gets today's: it resumes as it did then
+            changed = diff(resolve_defaults(self.load_config()), config, ignore=RESUMABLE_KEYS)
             if changed:
                 raise ConfigError(
                     f"output folder {str(self.root)!r} holds a run with a different config; refusing to mix "
