@@ -115,7 +115,8 @@ def test_supernet_config_runs_end_to_end(ray_session, tiny_imagenet, tmp_path):
     import pandas as pd
 
     from weaknas_ray.config import load_config
-    from weaknas_ray.drivers.ray_runner import load_configured_benchmark, run_search
+    from weaknas_ray.benchmarks.registry import load_configured_benchmark
+    from weaknas_ray.drivers.ray_runner import run_search
 
     root = Path(__file__).resolve().parents[1]
     overrides = {f"benchmark.{key}": value for key, value in TINY.items()}

@@ -92,13 +92,11 @@ def fake_config(tmp_path: Path, methods: str = "[random]") -> Path:
         (["--set", "methods.weaknas.n_members=0"], "methods.weaknas.n_members: expected an integer >= 1, got 0"),
         (["--set", "methods.weaknas.predictor_params.tol=.nan"], "methods.weaknas.predictor_params.tol: expected a finite"),
         (["--address", "garbage"], "ray.address: expected 'auto', HOST:PORT or ray://HOST:PORT"),
-        (["--address", "127.0.0.1:1", "--set", "ray.connect_timeout_s=2"],
-         "ray.address: no Ray cluster answers at 127.0.0.1:1 within 2 s"),
         (["--seed", str(2**70)], "search.seed: expected 0..4294967295"),
         (["--output", ""], "output: expected a non-empty path"),
         (["--set", "search.sample_each_iter=1000000000"], "search.sample_each_iter: 1000000000 exceeds search.max_sample"),
     ],
-    ids=["unused-method-section", "nan", "address", "dead-address", "seed", "empty-output", "absurd-size"],
+    ids=["unused-method-section", "nan", "address", "seed", "empty-output", "absurd-size"],
 )
 def test_bad_input_is_one_line_before_anything_is_written(tmp_path, capsys, args, message):
     """Settings of a method not in search.methods are checked too; a dead address fails in bounded time."""
@@ -106,6 +104,25 @@ def test_bad_input_is_one_line_before_anything_is_written(tmp_path, capsys, args
     assert main(["run", "--config", str(config), "--allow-loader", "test_cli_run:slow_benchmark", *args]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_dead_address_fails_in_bounded_time_before_anything_is_written(tmp_path):
+    """A fresh process (in this one, the tests' Ray is already up and would be used instead)."""
+    import subprocess
+    import sys
+    import time
+
+    from test_cli_run import ALLOW, ROOT, env
+
+    start = time.monotonic()
+    run = subprocess.run(
+        [sys.executable, "run_search.py", *ALLOW, "--config", str(fake_config(tmp_path)), "--address", "127.0.0.1:1",
+         "--set", "ray.connect_timeout_s=2"], cwd=ROOT, env=env(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 2 and time.monotonic() - start < 60, run.stderr
+    assert "ray.address: no Ray cluster answers at 127.0.0.1:1 within 2 s" in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1, run.stderr
     assert not (tmp_path / "out").exists()
 
 
