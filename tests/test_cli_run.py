@@ -134,12 +134,12 @@ def wait_for_repeats(proc: subprocess.Popen, out: Path, n: int, timeout: float =
 def test_sigterm_is_handled_like_ctrl_c(tmp_path):
     """What `timeout`, Slurm and Kubernetes send: one line saying what is kept, exit 143, the lock released."""
     out = tmp_path / "run"
-    config = write_config(tmp_path / "c.yaml", out, repeats=6, delay=DELAY_S)
+    config = write_config(tmp_path / "c.yaml", out, repeats=12, delay=DELAY_S)
     proc = launch("--config", str(config))
     wait_for_repeats(proc, out, 1)
     proc.send_signal(signal.SIGTERM)
     text, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 143, text
+    assert proc.returncode == 143, f"exit {proc.returncode}: {text}"
     assert "terminated (SIGTERM): " in text and "finished repeat(s) kept in" in text
     assert "Stack trace" not in text and "Traceback" not in text and "SIGTERM received" not in text, text
     assert not (out / ".lock").exists()
