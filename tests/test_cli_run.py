@@ -61,6 +61,9 @@ def write_config(path: Path, output: Path, repeats: int, delay: float) -> Path:
     return path
 
 
+ALLOW = ("--allow-loader", "test_cli_run:slow_benchmark")
+
+
 def env() -> dict:
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]),
             "RAY_AUTH_MODE": "disabled"}
@@ -69,7 +72,7 @@ def env() -> dict:
 def launch(*args: str) -> subprocess.Popen:
     """``python run_search.py ARGS`` in its own process group (so the whole run can be killed)."""
     return subprocess.Popen(
-        [sys.executable, "run_search.py", "--no-progress", *args], cwd=ROOT, env=env(),
+        [sys.executable, "run_search.py", "--no-progress", *ALLOW, *args], cwd=ROOT, env=env(),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
 
@@ -120,16 +123,35 @@ def test_interrupted_run_says_what_is_kept(tmp_path, capsys, monkeypatch):
     assert f"interrupted: 1 finished repeat(s) kept in {tmp_path / 'o'}; rerun the same command" in capsys.readouterr().err
 
 
+def wait_for_repeats(proc: subprocess.Popen, out: Path, n: int, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while len(list((out / "repeats").glob("*.parquet"))) < n:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() is not None else "timeout"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_sigterm_is_handled_like_ctrl_c(tmp_path):
+    """What `timeout`, Slurm and Kubernetes send: one line saying what is kept, exit 143, the lock released."""
+    out = tmp_path / "run"
+    config = write_config(tmp_path / "c.yaml", out, repeats=12, delay=DELAY_S)
+    proc = launch("--config", str(config))
+    wait_for_repeats(proc, out, 1)
+    proc.send_signal(signal.SIGTERM)
+    text, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 143, f"exit {proc.returncode}: {text}"
+    assert "terminated (SIGTERM): " in text and "finished repeat(s) kept in" in text
+    assert "Stack trace" not in text and "Traceback" not in text and "SIGTERM received" not in text, text
+    assert not (out / ".lock").exists()
+
+
 @pytest.mark.slow
 def test_kill_and_resume_loses_and_duplicates_nothing(tmp_path):
     out = tmp_path / "run"
     repeats = 6
     config = write_config(tmp_path / "c.yaml", out, repeats=repeats, delay=DELAY_S)
     proc = launch("--config", str(config))
-    deadline = time.monotonic() + 90
-    while len(list((out / "repeats").glob("*.parquet"))) < 2:
-        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() is not None else "timeout"
-        time.sleep(0.05)
+    wait_for_repeats(proc, out, 2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     before = {p.name: p.read_bytes() for p in (out / "repeats").glob("*.parquet")}
@@ -145,7 +167,7 @@ def test_kill_and_resume_loses_and_duplicates_nothing(tmp_path):
         assert (out / name).is_file()
     # a different config on the same folder is refused with the differing key
     other = subprocess.run(
-        [sys.executable, "run_search.py", "--config", str(config), "--max-sample", "30"], cwd=ROOT, env=env(),
+        [sys.executable, "run_search.py", *ALLOW, "--config", str(config), "--max-sample", "30"], cwd=ROOT, env=env(),
         capture_output=True, text=True,
     )
     assert other.returncode == 2 and "search.max_sample: 40 -> 30" in other.stderr
@@ -166,7 +188,8 @@ cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
 cluster.add_node(num_cpus=1)
 cluster.wait_for_nodes()
 try:
-    run = subprocess.run([sys.executable, "run_search.py", "--no-progress", "--config", sys.argv[1],
+    run = subprocess.run([sys.executable, "run_search.py", "--no-progress", "--allow-loader",
+                          "test_cli_run:slow_benchmark", "--config", sys.argv[1],
                           "--address", cluster.address], capture_output=True, text=True, timeout=150)
     print(run.stdout, run.stderr)
     sys.exit(run.returncode)

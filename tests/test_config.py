@@ -137,7 +137,7 @@ def test_loaded_configs_share_no_state():
         ("search: {repeats: 0}\n", "search.repeats: expected >= 1"),
         ("search: {top_decay: 1.5}\n", "search.top_decay: expected in (0, 1]"),
         ("search: {top_decay: 0}\n", "search.top_decay: expected in (0, 1]"),
-        ("search: {seed: -1}\n", "search.seed: expected >= 0"),
+        ("search: {seed: -1}\n", "search.seed: expected 0..4294967295"),
         ("search: {top_start: 100, top_end: 101}\n", "search.top_end: 101 exceeds search.top_start (100)"),
         ("ray: {chunk_size: -1}\n", "ray.chunk_size: expected >= 0"),
         ("ray: {object_store_memory: 1000000}\n", "ray.object_store_memory: expected >= 81788928"),
@@ -157,6 +157,21 @@ def test_loaded_configs_share_no_state():
         ("search: 3\n", "search: expected a mapping"),
         ("search: {stop_at_optimum: test}\n", "search.stop_at_optimum: expected true, false, reported or search, got 'test'"),
         ("search: {stop_at_optimum: 1}\n", "search.stop_at_optimum: expected bool or str, got int"),
+        ("search: {methods: [[weaknas]]}\n", "search.methods: expected a non-empty list of distinct method names"),
+        ("search: {seed: 18446744073709551616}\n", "search.seed: expected 0..4294967295"),
+        ("search: {seed: 4294967295, repeats: 2}\n", "search.seed: repeat r uses seed 4294967295 + r, beyond"),
+        ("search: {sample_each_iter: 1000000000}\n", "search.sample_each_iter: 1000000000 exceeds search.max_sample"),
+        ("search: {top_decay: .nan}\n", "search.top_decay: expected a finite number, got nan"),
+        ("ray: {address: garbage}\n", "ray.address: expected 'auto', HOST:PORT or ray://HOST:PORT"),
+        ("ray: {address: '127.0.0.1:99999'}\n", "ray.address: expected 'auto', HOST:PORT"),
+        ("ray: {connect_timeout_s: 0}\n", "ray.connect_timeout_s: expected > 0"),
+        ("methods: {weaknas-ei: {calibration: .nan}}\n", "methods.weaknas-ei.calibration: expected a finite number, got nan"),
+        ("methods: {weaknas: {predictor_params: {alpha: .inf}}}\n",
+         "methods.weaknas.predictor_params.alpha: expected a finite number, got inf"),
+        ("methods: {weaknas: {predictor_params: {hidden: [16, .nan]}}}\n",
+         "methods.weaknas.predictor_params.hidden[1]: expected a finite number, got nan"),
+        ("benchmark: {name: nasbench201, scale: -.inf}\n", "benchmark.scale: expected a finite number, got -inf"),
+        ("output: ''\n", "output: expected a non-empty path"),
     ],
 )
 def test_malformed_configs_name_the_key(tmp_path, text, key):
@@ -173,6 +188,11 @@ def test_unreadable_files_name_the_file(tmp_path):
     assert "\n" not in str(err.value)  # one line: file, line and column, not PyYAML's excerpt
     with pytest.raises(ConfigError, match="must hold a mapping"):
         load_config(write(tmp_path, "- 1\n- 2\n"))
+    with pytest.raises(ConfigError, match=f"config file '{tmp_path}' is a directory, not a YAML file"):
+        load_config(tmp_path)
+    (tmp_path / "model.bin").write_bytes(bytes(range(256)))
+    with pytest.raises(ConfigError, match="model.bin' is not a text"):
+        load_config(tmp_path / "model.bin")
 
 
 def test_set_key_rejects_unknown_paths_but_opens_methods_and_benchmark():

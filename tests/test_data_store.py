@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -58,30 +59,43 @@ def test_resolution_order(roots, monkeypatch):
     assert paths.resolve_file(rel).read_text() == "xdg/weaknas-ray"
     (roots / "xdg/weaknas-ray" / rel).unlink()
     assert paths.resolve_file(rel).read_text() == "project"
+    (roots / "project" / rel).unlink()
+    assert paths.resolve_file(rel).read_text() == "shared"
     monkeypatch.setenv("WEAKNAS_DATA", str(roots / "env"))
     assert paths.resolve_file(rel).read_text() == "env"
     assert paths.resolve_file(rel, roots / "cli").read_text() == "cli"
     assert paths.resolve_data_root(roots / "cli") == roots / "cli"
-    (roots / "project" / rel).unlink()
-    (roots / "env" / rel).unlink()
-    assert paths.resolve_file(rel).read_text() == "shared"
 
 
-def test_missing_file_lists_every_place(roots, monkeypatch):
-    monkeypatch.setenv("WEAKNAS_DATA", str(roots / "env"))
+def test_missing_file_lists_every_place(roots):
     with pytest.raises(BenchmarkDataError) as info:
-        paths.resolve_file("nasbench201/nb201_200ep.csv", roots / "cli", how_to_get="the maintainers")
+        paths.resolve_file("nasbench201/nb201_200ep.csv", how_to_get="the maintainers")
     message = str(info.value)
-    places = (("cli", "--data-dir"), ("env", "$WEAKNAS_DATA"), ("xdg/weaknas-ray", "user data folder"),
-              ("project", "checkout"), ("shared", "shared"))
-    for name, label in places:
+    for name, label in (("xdg/weaknas-ray", "user data folder"), ("project", "checkout"), ("shared", "shared")):
         assert str(roots / name / "nasbench201" / "nb201_200ep.csv") in message and label in message
     assert "the maintainers" in message
 
 
-def test_bad_data_dir_is_an_error(roots):
-    with pytest.raises(BenchmarkDataError, match="not a directory"):
-        paths.candidate_roots(roots / "nope")
+@pytest.mark.parametrize("named", ["cli", "env"])
+def test_a_root_the_user_names_is_used_alone_or_refused(roots, monkeypatch, named):
+    """An empty or missing --data-dir / $WEAKNAS_DATA never falls back to other data without a word."""
+    rel = "nasbench201/x.csv"
+    (roots / "project" / rel).parent.mkdir(parents=True)
+    (roots / "project" / rel).write_text("project")
+    label = "--data-dir" if named == "cli" else "$WEAKNAS_DATA"
+    data_dir = roots / "cli" if named == "cli" else None
+    if named == "env":
+        monkeypatch.setenv("WEAKNAS_DATA", str(roots / "env"))
+    with pytest.raises(BenchmarkDataError) as info:
+        paths.resolve_file(rel, data_dir)
+    assert f"{roots / named / rel}  ({label})" in str(info.value) and "project" not in str(info.value)
+    with pytest.raises(BenchmarkDataError, match="no benchmark data found"):
+        paths.resolve_data_root(data_dir)
+    missing = roots / "nope"
+    if named == "env":
+        monkeypatch.setenv("WEAKNAS_DATA", str(missing))
+    with pytest.raises(BenchmarkDataError, match=f"{re.escape(label)} '{re.escape(str(missing))}' is not a directory"):
+        paths.candidate_roots(missing if named == "cli" else None)
 
 
 def test_xdg_folders(monkeypatch, tmp_path):
@@ -117,10 +131,14 @@ def test_data_add_checks_sha256_then_copies_or_links(roots, shared_data, capsys)
 
 
 def test_data_list_prints_roots_and_cache(roots, capsys):
+    """Every root searched and the cache folder; a named --data-dir is the only root."""
+    assert data_cli("list") == 0
+    out = capsys.readouterr().out
+    for place in ("xdg/weaknas-ray", "project", "shared", "cache"):
+        assert str(roots / place) in out
     assert data_cli("list", "--data-dir", str(roots / "cli")) == 0
     out = capsys.readouterr().out
-    for place in ("cli", "xdg/weaknas-ray", "project", "shared", "cache"):
-        assert str(roots / place) in out
+    assert str(roots / "cli") in out and str(roots / "project") not in out
 
 
 def test_manifest_lists_the_known_files():

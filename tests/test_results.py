@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -119,9 +120,9 @@ def test_unreadable_files_are_named_and_a_corrupt_repeat_runs_again(tmp_path, ca
     with pytest.raises(RunStateError, match="weaknas__r0000.parquet: unreadable"):
         store.results()
     assert store.finished() == {("random", 0)}  # the resume check sets it aside: that repeat runs again
-    assert "weaknas__r0000.parquet is unreadable" in capsys.readouterr().err
+    assert "weaknas__r0000.parquet does not match its recorded checksum" in capsys.readouterr().err
     assert sorted(p.name for p in store.repeats_dir.iterdir()) == [
-        "random__r0000.parquet", "weaknas__r0000.final.parquet.corrupt", "weaknas__r0000.parquet.corrupt"
+        "checksums.json", "random__r0000.parquet", "weaknas__r0000.final.parquet.corrupt", "weaknas__r0000.parquet.corrupt"
     ]
     assert store.results()["method"].unique().tolist() == ["random"]
     assert oct(bad.with_name("random__r0000.parquet").stat().st_mode & 0o777) != oct(0o600)
@@ -130,6 +131,109 @@ def test_unreadable_files_are_named_and_a_corrupt_repeat_runs_again(tmp_path, ca
         store.load_meta()
     with pytest.raises(ConfigError, match="cannot write the output folder"):
         RunStore(store.root / "meta.json" / "sub").prepare(load_config())
+
+
+def saved_run(tmp_path) -> RunStore:
+    """A folder with two finished weaknas repeats (rows and final top-1 each)."""
+    store = RunStore(tmp_path / "run")
+    store.prepare(load_config(), {"benchmark": "fake"})
+    for r in (0, 1):
+        final = pd.DataFrame({"method": ["weaknas"], "repeat": [r], "reported_value": [3.0], "already_queried": [False]})
+        store.write_repeat("weaknas", r, rows("weaknas", r, [0.5, 88.825]), final)
+    return store
+
+
+@pytest.mark.parametrize("damage", ["truncate-final", "delete-final", "flip-rows", "flip-final", "unrecorded"])
+def test_a_damaged_missing_or_edited_repeat_file_is_set_aside_on_resume_and_report(tmp_path, capsys, damage):
+    store = saved_run(tmp_path)
+    target = store.repeats_dir / ("weaknas__r0001.parquet" if "rows" in damage else "weaknas__r0001.final.parquet")
+    if damage == "truncate-final":
+        target.write_bytes(target.read_bytes()[:40])
+    elif damage == "delete-final":
+        target.unlink()
+    elif damage == "unrecorded":  # a run killed between saving the files and recording them
+        index = json.loads((store.repeats_dir / "checksums.json").read_text())
+        del index["weaknas__r0001"]
+        (store.repeats_dir / "checksums.json").write_text(json.dumps(index))
+    else:  # one bit: still a readable parquet file, with another value
+        data = bytearray(target.read_bytes())
+        offset = data.index(np.float64(88.825 if "rows" in damage else 3.0).tobytes())
+        data[offset + 6] ^= 0x01
+        target.write_bytes(bytes(data))
+    summary = write_report(store, dynamics=False)  # report sets it aside too, and reports the rest
+    assert "weaknas__r0001" in capsys.readouterr().err
+    assert summary["methods"]["weaknas"]["repeats"] == 1
+    assert set(store.final_top1()["repeat"]) == {0} and set(store.results()["repeat"]) == {0}
+    assert store.finished() == {("weaknas", 0)}  # so a resume runs repeat 1 again
+    assert not (store.repeats_dir / "weaknas__r0001.parquet").exists()
+
+
+def test_a_folder_written_without_checksums_still_resumes(tmp_path):
+    store = saved_run(tmp_path)
+    (store.repeats_dir / "checksums.json").unlink()
+    assert store.finished() == {("weaknas", 0), ("weaknas", 1)}
+    assert len(store.results()) == 4
+
+
+def test_repeats_without_a_config_are_refused(tmp_path):
+    store = saved_run(tmp_path)
+    (store.root / "config.yaml").unlink()
+    with pytest.raises(RunStateError, match="holds repeat files but no config.yaml"):
+        store.prepare(load_config(overrides={"search.seed": 5}))
+    assert not (store.root / "config.yaml").exists()
+
+
+def test_the_output_folder_lock_refuses_a_second_writer_and_goes_stale(tmp_path, capsys):
+    import socket
+    import subprocess
+    import sys
+
+    store = RunStore(tmp_path / "run")
+    with store.lock():
+        with pytest.raises(RunStateError, match=rf"in use by pid {os.getpid()} on host {socket.gethostname()}"):
+            with RunStore(tmp_path / "run").lock():
+                pass
+    assert not (store.root / ".lock").exists()  # released
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (store.root / ".lock").write_text(json.dumps({"pid": int(dead.stdout), "host": socket.gethostname()}))
+    with store.lock():
+        assert json.loads((store.root / ".lock").read_text())["pid"] == os.getpid()
+    assert f"stale lock of pid {int(dead.stdout)}" in capsys.readouterr().err
+
+
+def test_a_merge_that_cannot_write_is_one_line_and_keeps_the_repeats(tmp_path, capsys, monkeypatch):
+    from weaknas_ray.cli import main
+    from weaknas_ray.results import records
+
+    store = saved_run(tmp_path)
+    files = sorted(p.name for p in store.repeats_dir.iterdir())
+
+    def disk_full(path, frame):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(records, "write_parquet", disk_full)
+    assert main(["report", str(store.root), "--no-dynamics"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"weaknas-ray report: error: cannot write {store.root / 'results'}.parquet (No space left on "
+                          f"device); the repeat files in {store.repeats_dir} are kept")
+    assert len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in store.repeats_dir.iterdir()) == files
+
+
+def test_a_resume_after_a_changed_default_is_refused_naming_the_key(tmp_path, monkeypatch):
+    from weaknas_ray.config import resolve_defaults
+    from weaknas_ray.engine.baselines import RandomSearch
+
+    config = resolve_defaults(load_config(overrides={"search.methods": ["weaknas", "random"]}))
+    assert config["methods"]["random"]["batch_size"] == 10 and config["methods"]["weaknas"]["predictor_params"]["lr"] == 0.001
+    store = RunStore(tmp_path)
+    store.prepare(config)
+    assert store.load_config() == config  # saved resolved
+    store.prepare(load_config(overrides={"search.methods": ["weaknas", "random"]}))  # same: resumes
+    defaults = list(RandomSearch.__init__.__defaults__)
+    monkeypatch.setattr(RandomSearch.__init__, "__defaults__", tuple(7 if d == 10 else d for d in defaults))
+    with pytest.raises(ConfigError, match="methods.random.batch_size: 10 -> 7"):  # an upgrade changed a default
+        store.prepare(load_config(overrides={"search.methods": ["weaknas", "random"]}))
 
 
 def test_store_refuses_a_different_config_with_a_diff(tmp_path):
@@ -224,7 +328,7 @@ def test_dynamics_figure_is_skipped_with_a_reason_when_the_benchmark_cannot_load
     store.prepare(load_config(overrides={"benchmark": {"loader": "no_such_module:load"}, "search.max_sample": 20}))
     store.write_repeat("weaknas", 0, rows("weaknas", 0, [0.1, 0.4]), None)
     notes = []
-    write_report(store, echo=notes.append)
+    write_report(store, echo=notes.append, allow_loaders=("no_such_module:load",))
     assert notes == ["search_dynamics.png skipped: could not load the benchmark: benchmark.loader: cannot import "
                      "no_such_module:load (No module named 'no_such_module')"]
     assert not (tmp_path / "search_dynamics.png").exists()

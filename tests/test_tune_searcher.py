@@ -386,10 +386,16 @@ def test_cli_tune_runs_a_small_experiment(nb201, shared_data, ray_session, quiet
     assert "6 trials in" in out and "best val_acc" in out and "benchmark optimum: search 91.6067" in out
     assert main([*args, "--set=tune.resume=true"]) == 0  # restores the finished experiment: no new trials
     assert "6 trials in" in capsys.readouterr().out
+    assert main(args) == 2  # a new run into it would add every architecture a second time
+    assert "already holds an experiment; resume it with --set tune.resume=true" in capsys.readouterr().err
     state = max((tmp_path / "tune-nasbench201-cifar10").glob("searcher-state-*.pkl"))
     state.write_bytes(b"")  # what a kill in the middle of Tune's copy to storage leaves
     assert main([*args, "--set=tune.resume=true"]) == 2
     assert f"{state.name} is empty" in capsys.readouterr().err
+    for path in (tmp_path / "tune-nasbench201-cifar10").glob("*state*"):
+        path.unlink()  # killed before Tune saved any state: it restarts the experiment from its tuner.pkl
+    assert main([*args, "--set=tune.resume=true"]) == 2
+    assert "not search.max_sample = 6: its saved state was incomplete" in capsys.readouterr().err
 
 
 def test_space_from_tuner_param_space():

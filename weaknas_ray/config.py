@@ -18,7 +18,9 @@ what was expected. Repeat ``r`` of a run uses seed ``search.seed + r`` for every
 from __future__ import annotations
 
 import copy
+import math
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +56,7 @@ BASE: dict[str, Any] = {
         "cpus_per_chunk": 1,
         "max_retries": 1,
         "object_store_memory": None,
+        "connect_timeout_s": 30.0,
     },
     "output": "outputs/run",
 }
@@ -97,15 +100,35 @@ def _stop_choice(v: bool | str) -> str | None:
     return None if isinstance(v, bool) or v in ("reported", "search") else "true, false, reported or search"
 
 
+def _seed(v: int) -> str | None:
+    return None if 0 <= v <= MAX_SEED else f"0..{MAX_SEED} (a 32-bit seed, as numpy and scikit-learn take)"
+
+
+def _non_empty(v: str) -> str | None:
+    return None if v.strip() else "a non-empty path"
+
+
+# NOTE: "auto", "ray://HOST:PORT" (Ray Client) or "HOST:PORT"; HOST a name, IPv4 or [IPv6].
+_ADDRESS = re.compile(r"^(auto|(ray://)?([A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\]):([0-9]{1,5}))$")
+
+
+def _address(v: str) -> str | None:
+    match = _ADDRESS.match(v)
+    if match and (v == "auto" or 0 < int(match.group(4)) < 65536):
+        return None
+    return "'auto', HOST:PORT or ray://HOST:PORT with a port in 1..65535"
+
+
+MAX_SEED = 2**32 - 1
 _INT, _NUM, _STR = (int,), (int, float), (str,)
 
 SCHEMA: dict[str, Any] = {
     "name": Field(_STR),
-    "output": Field(_STR),
+    "output": Field(_STR, check=_non_empty),
     "search": {
         "methods": Field((list,)),
         "repeats": Field(_INT, check=at_least(1)),
-        "seed": Field(_INT, check=at_least(0)),
+        "seed": Field(_INT, check=_seed),
         "max_sample": Field(_INT, check=at_least(1)),
         "stop_at_optimum": Field((bool, str), check=_stop_choice),
         "init_sample": Field(_INT, check=at_least(1)),
@@ -115,7 +138,7 @@ SCHEMA: dict[str, Any] = {
         "top_decay": Field(_NUM, check=_in_unit_interval),
     },
     "ray": {
-        "address": Field(_STR, nullable=True),
+        "address": Field(_STR, nullable=True, check=_address),
         "num_cpus": Field(_INT, nullable=True, check=at_least(1)),
         "cpus_per_repeat": Field(_NUM, check=lambda v: None if v > 0 else "> 0"),
         "max_workers": Field(_INT, nullable=True, check=at_least(1)),
@@ -125,6 +148,7 @@ SCHEMA: dict[str, Any] = {
         "cpus_per_chunk": Field(_NUM, check=lambda v: None if v > 0 else "> 0"),
         "max_retries": Field(_INT, check=at_least(0)),
         "object_store_memory": Field(_INT, nullable=True, check=at_least(78 * 1024 * 1024)),
+        "connect_timeout_s": Field(_NUM, check=lambda v: None if v > 0 else "> 0"),
     },
 }
 
@@ -186,7 +210,7 @@ def resolve_config(name_or_path: str | os.PathLike) -> Any:
         ConfigError: neither; the message lists the shipped names.
     """
     path = Path(name_or_path).expanduser()
-    if path.is_file():
+    if path.exists():  # a file, or a directory that read_yaml refuses by name
         return path
     text = str(name_or_path)
     shipped = shipped_configs() if os.sep not in text else {}
@@ -207,6 +231,12 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
         data = yaml.safe_load(resolve_config(path).read_text())
     except FileNotFoundError:
         raise ConfigError(f"config file {str(path)!r} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {str(path)!r} is a directory, not a YAML file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {str(path)!r} is not a text (YAML) file") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {str(path)!r} cannot be read ({exc.strerror or exc})") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
@@ -258,6 +288,7 @@ def validate(config: dict[str, Any]) -> None:
     for key in config:
         if key not in BASE:
             raise ConfigError(f"{key}: unknown section; known sections: {sorted(BASE)}")
+    check_finite(config, "")
     check_fields(config, SCHEMA, "")
     bench = config["benchmark"]
     if not isinstance(bench, dict):
@@ -270,7 +301,7 @@ def validate(config: dict[str, Any]) -> None:
         raise ConfigError(f"benchmark.loader: expected 'module:function', got {bench['loader']!r}")
     search = config["search"]
     methods = search["methods"]
-    if not methods or len(set(map(str, methods))) != len(methods):
+    if not all(isinstance(m, str) for m in methods) or not methods or len(set(methods)) != len(methods):
         raise ConfigError(f"search.methods: expected a non-empty list of distinct method names, got {methods!r}")
     for name in [*methods, *config["methods"]]:
         if name not in METHODS:
@@ -282,6 +313,15 @@ def validate(config: dict[str, Any]) -> None:
     if search["init_sample"] > search["max_sample"]:
         raise ConfigError(
             f"search.init_sample: {search['init_sample']} exceeds search.max_sample ({search['max_sample']})"
+        )
+    if search["sample_each_iter"] > search["max_sample"]:
+        raise ConfigError(
+            f"search.sample_each_iter: {search['sample_each_iter']} exceeds search.max_sample ({search['max_sample']})"
+        )
+    if search["seed"] + search["repeats"] - 1 > MAX_SEED:
+        raise ConfigError(
+            f"search.seed: repeat r uses seed {search['seed']} + r, beyond the largest seed {MAX_SEED} "
+            f"with search.repeats {search['repeats']}"
         )
     if search["top_end"] > search["top_start"]:
         raise ConfigError(f"search.top_end: {search['top_end']} exceeds search.top_start ({search['top_start']})")
@@ -333,6 +373,19 @@ def _merge(into: dict[str, Any], update: dict[str, Any], prefix: str, source: st
             into[key] = copy.deepcopy(value)
 
 
+def check_finite(node: Any, prefix: str) -> None:
+    """Refuse a NaN or infinite number anywhere in ``node`` (open sections included), naming its key:
+    no setting means anything with one (a NaN calibration would silently rank the pool in index order)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            check_finite(value, f"{prefix}{key}.")
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            check_finite(value, f"{prefix.rstrip('.')}[{i}].")
+    elif isinstance(node, float) and not math.isfinite(node):
+        raise ConfigError(f"{prefix.rstrip('.')}: expected a finite number, got {node!r}")
+
+
 def check_fields(node: Any, schema: dict[str, Any], prefix: str) -> None:
     if not isinstance(node, dict):
         raise ConfigError(f"{prefix.rstrip('.')}: expected a mapping, got {node!r}")
@@ -378,3 +431,48 @@ def method_settings(config: dict[str, Any], method: str) -> dict[str, Any]:
     check_arguments(cls, own, f"methods.{method}", f"method {method!r}", counts=True, hidden=METHOD_HIDDEN)
     params, _ = parameters(cls)  # with the base's: weaknas-ei passes the schedule on to weaknas
     return {**{k: config["search"][k] for k in SHARED_SETTINGS if k in params}, **own}
+
+
+def resolve_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with every default made explicit: the constructor defaults of each method of
+    ``search.methods`` and of its predictor, and the loader defaults of a registered benchmark (a user's
+    own ``benchmark.loader`` is left as given: resolving it would import it). Saved as ``config.yaml``, so
+    a resume after an upgrade that changed a default is refused naming that key instead of mixing two
+    behaviours in one run.
+    """
+    import importlib
+
+    from weaknas_ray.benchmarks.registry import BENCHMARKS
+    from weaknas_ray.engine import method_class
+    from weaknas_ray.predictors import predictor_class
+
+    resolved = copy.deepcopy(config)
+    bench = resolved["benchmark"]
+    if "name" in bench:
+        module, func = BENCHMARKS[bench["name"]].split(":")
+        bench.update({**_defaults(getattr(importlib.import_module(module), func), ()), **bench})
+    for method in resolved["search"]["methods"]:
+        own = resolved["methods"].setdefault(method, {})
+        cls = method_class(method)
+        own.update({**_defaults(cls, (*METHOD_HIDDEN, *SHARED_SETTINGS)), **own})
+        if "predictor" in own:
+            params = own.get("predictor_params") or {}
+            own["predictor_params"] = {**_defaults(predictor_class(own["predictor"]), ("self", "n_members")), **params}
+    return resolved
+
+
+def _defaults(target: Callable | type, skip: tuple[str, ...]) -> dict[str, Any]:
+    """Keyword defaults of ``target`` (a class: its ``__init__`` chain) that YAML can hold, as YAML holds them."""
+    import inspect
+
+    functions = [vars(c)["__init__"] for c in target.__mro__ if "__init__" in vars(c)] if isinstance(target, type) else [target]
+    out: dict[str, Any] = {}
+    for function in functions:
+        for name, param in inspect.signature(function).parameters.items():
+            value = param.default
+            if name in skip or name in out or value is inspect.Parameter.empty:
+                continue
+            value = list(value) if isinstance(value, tuple) else value
+            if value is None or isinstance(value, (bool, int, float, str, list, dict)):
+                out[name] = value
+    return out

@@ -26,3 +26,20 @@ class NotFittedError(WeakNASError, RuntimeError):
 
 class RunStateError(WeakNASError):
     """A saved run state cannot be resumed (the message names the file and what to do)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """The process received SIGTERM (what ``timeout``, Slurm and Kubernetes send): handled like Ctrl-C."""
+
+
+def interrupt_on_sigterm() -> None:
+    """Make SIGTERM raise :class:`Terminated` in the main thread, so it unwinds like Ctrl-C (workers
+    stopped, finished repeats kept). Ray replaces the handler when the driver connects: call it again then."""
+    import signal
+    import threading
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)

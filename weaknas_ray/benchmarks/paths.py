@@ -1,11 +1,12 @@
 """Where benchmark files and their derived caches live.
 
-Benchmark files are never shipped: each one is looked for, in order, under ``--data-dir``,
-``$WEAKNAS_DATA``, the per-user data folder (``$XDG_DATA_HOME/weaknas-ray``, by default
-``~/.local/share/weaknas-ray``; ``weaknas-ray data add`` puts files there), and, when the package runs
-from a source checkout, the checkout's ``benchmarks_data/`` and ``../shared/benchmarks_data`` beside it.
-Derived caches go to ``$WEAKNAS_CACHE`` or the per-user cache folder (``$XDG_CACHE_HOME/weaknas-ray``,
-by default ``~/.cache/weaknas-ray``).
+Benchmark files are never shipped. A root the user names is the only one used: ``--data-dir``, else
+``$WEAKNAS_DATA`` (a file missing there is an error, never a silent fallback to other data). Without
+either, each file is looked for, in order, under the per-user data folder (``$XDG_DATA_HOME/weaknas-ray``,
+by default ``~/.local/share/weaknas-ray``; ``weaknas-ray data add`` puts files there), and, when the
+package runs from a source checkout, the checkout's ``benchmarks_data/`` and ``../shared/benchmarks_data``
+beside it. Derived caches go to ``$WEAKNAS_CACHE`` or the per-user cache folder
+(``$XDG_CACHE_HOME/weaknas-ray``, by default ``~/.cache/weaknas-ray``).
 """
 
 from __future__ import annotations
@@ -43,26 +44,25 @@ def user_data_dir() -> Path:
 
 
 def candidate_roots(data_dir: str | os.PathLike | None = None) -> list[tuple[str, Path]]:
-    """The data roots to search, in order, each with the reason it is searched.
+    """The data roots to search, in order, each with the reason it is searched: only the user's root when
+    one is named (``data_dir``, else ``$WEAKNAS_DATA``), else the user data folder, then the checkout's folders.
 
     Args:
         data_dir: the user's ``--data-dir``; must exist when given (a typo must not fall back silently).
 
     Returns:
-        ``[(label, path), ...]``, e.g. ``("$WEAKNAS_DATA", Path(...))``.
+        ``[(label, path), ...]``, e.g. ``[("$WEAKNAS_DATA", Path(...))]``.
 
     Raises:
-        BenchmarkDataError: ``data_dir`` is given but is not a directory.
+        BenchmarkDataError: the named root is not a directory.
     """
-    roots: list[tuple[str, Path]] = []
-    if data_dir is not None:
-        path = Path(data_dir).expanduser()
-        if not path.is_dir():
-            raise BenchmarkDataError(f"--data-dir {str(path)!r} is not a directory")
-        roots.append(("--data-dir", path))
-    if os.environ.get("WEAKNAS_DATA"):
-        roots.append(("$WEAKNAS_DATA", Path(os.environ["WEAKNAS_DATA"]).expanduser()))
-    roots.append(("user data folder", user_data_dir()))
+    for label, value in (("--data-dir", data_dir), ("$WEAKNAS_DATA", os.environ.get("WEAKNAS_DATA") or None)):
+        if value is not None:
+            path = Path(value).expanduser()
+            if not path.is_dir():
+                raise BenchmarkDataError(f"{label} {str(path)!r} is not a directory")
+            return [(label, path)]
+    roots = [("user data folder", user_data_dir())]
     if PROJECT_DATA is not None:
         roots.append(("checkout benchmarks_data/", PROJECT_DATA))
     if SHARED_DATA is not None:
@@ -74,7 +74,7 @@ def resolve_data_root(data_dir: str | os.PathLike | None = None) -> Path:
     """The first existing data root that holds at least one benchmark folder (e.g. ``nasbench201/``).
 
     Args:
-        data_dir: the user's ``--data-dir`` (searched first).
+        data_dir: the user's ``--data-dir`` (the only root searched when given).
 
     Raises:
         BenchmarkDataError: no root holds any data; the message lists every place looked in.
@@ -93,7 +93,7 @@ def resolve_file(
 
     Args:
         relpath: path inside a data root, e.g. ``"nasbench201/nb201_200ep.csv"``.
-        data_dir: the user's ``--data-dir`` (searched first).
+        data_dir: the user's ``--data-dir`` (the only root searched when given).
         how_to_get: where the file comes from, appended to the error.
 
     Raises:

@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         ("check", check, "load every available benchmark and print its size and optimum per dataset and split"),
     ):
         action = actions.add_parser(name, help=text, description=text)
-        action.add_argument("--data-dir", default=None, help="data root searched first (before $WEAKNAS_DATA)")
+        action.add_argument("--data-dir", default=None, help="data root, the only one used when given (else $WEAKNAS_DATA)")
         action.set_defaults(func=func)
     add = actions.add_parser(
         "add", help="check a benchmark file against the manifest's sha256 and put it in the per-user data folder",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from weaknas_ray.commands.run import add_allow_loader
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("report", help="redraw summary.json and plots of saved runs; compare several runs")
@@ -16,6 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "in the current folder)")
     parser.add_argument("--markdown", metavar="FILE",
                         help="also write one Markdown table of every method of the DIRs (the results pages' tables)")
+    add_allow_loader(parser)
     parser.set_defaults(func=main)
 
 
@@ -28,7 +31,8 @@ def main(args: argparse.Namespace) -> int:
     stores = [RunStore(d) for d in args.dirs]
     summaries = []
     for store in stores:
-        summaries.append(write_report(store, log_x=args.log_x, dynamics=not args.no_dynamics))
+        summaries.append(write_report(store, log_x=args.log_x, dynamics=not args.no_dynamics,
+                                      allow_loaders=tuple(args.allow_loader)))
         print(f"== {store.root} ({summaries[-1]['benchmark']})\n{summary_table(summaries[-1])}")
     if args.markdown:
         table = markdown_table(summaries, [s.load_config()["search"]["max_sample"] for s in stores])

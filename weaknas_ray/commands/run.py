@@ -34,18 +34,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, help="seed of repeat 0; repeat r uses seed + r (search.seed)")
     parser.add_argument("--num-cpus", type=int, help="CPUs of the local Ray instance (ray.num_cpus)")
     parser.add_argument("--address", help="join an existing Ray cluster: 'auto' or HOST:PORT (ray.address)")
-    parser.add_argument("--data-dir", help="benchmark data root, looked in first (benchmark.data_dir)")
+    parser.add_argument("--data-dir", help="benchmark data root, the only one used when given (benchmark.data_dir)")
     parser.add_argument("--methods", nargs="+", metavar="M", help="weaknas, weaknas-ei, random, evolution, tpe")
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE",
         help="override any config key, VALUE parsed as YAML (e.g. --set methods.weaknas.n_members=3)",
     )
+    add_allow_loader(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=main)
 
 
+def add_allow_loader(parser: argparse.ArgumentParser) -> None:
+    """The ``--allow-loader MODULE:FUNCTION`` flag (repeatable) of commands that may load a benchmark."""
+    parser.add_argument(
+        "--allow-loader", action="append", default=[], metavar="MODULE:FUNCTION",
+        help="allow importing this benchmark.loader of a config (a config's own loader is never imported "
+             "otherwise, unless an installed package registers it)",
+    )
+
+
 def parse_set(items: list[str]) -> dict:
-    """``["a.b=1", ...]`` -> ``{"a.b": 1}`` with YAML-parsed values."""
+    """``["a.b=1", ...]`` -> ``{"a.b": 1}`` with YAML-parsed values (safe YAML: no Python tags)."""
     import yaml
 
     from weaknas_ray.exceptions import ConfigError
@@ -55,30 +65,37 @@ def parse_set(items: list[str]) -> dict:
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"--set: expected KEY=VALUE, got {item!r}")
-        out[key.strip()] = yaml.safe_load(text)
+        try:
+            out[key.strip()] = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ConfigError(f"--set {key.strip()}: not a plain YAML value: {problem}") from None
     return out
 
 
 def main(args: argparse.Namespace) -> int:
     from weaknas_ray.config import load_config
     from weaknas_ray.drivers.ray_runner import run_search
+    from weaknas_ray.exceptions import Terminated, interrupt_on_sigterm
     from weaknas_ray.results.report import start_embedding
 
+    interrupt_on_sigterm()
     overrides = {key: getattr(args, dest) for dest, key in OVERRIDES.items()}
     overrides.update(parse_set(args.set))
     config = load_config(args.config, overrides)
     embedding = []  # the pool's t-SNE, computed while the search runs
     try:
-        outcome = run_search(config, progress=not args.no_progress,
+        outcome = run_search(config, progress=not args.no_progress, allow_loaders=tuple(args.allow_loader),
                              on_start=lambda benchmark: embedding.append(start_embedding(benchmark)))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         from weaknas_ray.results.records import RunStore
 
         store = RunStore(config["output"])
         kept = len(store.finished()) if store.repeats_dir.is_dir() else 0
-        print(f"\ninterrupted: {kept} finished repeat(s) kept in {store.root.resolve()}; "
+        how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        print(f"\n{how}: {kept} finished repeat(s) kept in {store.root.resolve()}; "
               "rerun the same command to resume", file=sys.stderr)
-        return 130
+        return 143 if isinstance(exc, Terminated) else 130
     report(outcome, embedding[0] if embedding else None)
     if outcome.failures:
         print(f"{len(outcome.failures)} repeat(s) failed: see {outcome.output / 'failures.json'}; "

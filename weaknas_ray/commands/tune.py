@@ -13,7 +13,8 @@ import argparse
 import copy
 from typing import Any
 
-from weaknas_ray.config import Field, at_least, check_fields, method_settings, read_yaml, set_key
+from weaknas_ray.config import SCHEMA as RUN_SCHEMA
+from weaknas_ray.config import Field, at_least, check_fields, check_finite, method_settings, read_yaml, set_key
 from weaknas_ray.exceptions import ConfigError, RunStateError
 
 # NOTE: a quick default: 60 trials, a 2 x 64 MLP predictor; the published schedule otherwise.
@@ -43,6 +44,8 @@ DEFAULTS: dict[str, Any] = {
 }
 
 _POSITIVE = at_least(1)
+# NOTE: what lookup_trainable reports (a metric it does not report would fail every trial).
+METRICS = ("val_acc", "test_acc")
 SCHEMA: dict[str, Any] = {
     "name": Field((str,)),
     "search": {
@@ -51,14 +54,14 @@ SCHEMA: dict[str, Any] = {
         "max_sample": Field((int,), check=_POSITIVE),
     },
     "tune": {
-        "metric": Field((str,)),
+        "metric": Field((str,), check=lambda v: None if v in METRICS else f"one of {list(METRICS)}"),
         "mode": Field((str,), check=lambda v: None if v in ("max", "min") else "'max' or 'min'"),
         "max_concurrent_trials": Field((int,), nullable=True, check=_POSITIVE),
         "cpus_per_trial": Field((int, float), check=lambda v: None if v > 0 else "> 0"),
         "storage_path": Field((str,), nullable=True),
         "resume": Field((bool,)),
     },
-    "ray": {"address": Field((str,), nullable=True), "num_cpus": Field((int,), nullable=True, check=_POSITIVE)},
+    "ray": {"address": RUN_SCHEMA["ray"]["address"], "num_cpus": Field((int,), nullable=True, check=_POSITIVE)},
 }
 
 
@@ -69,7 +72,7 @@ def load_tune_config(path: str | None, overrides: list[str] = ()) -> dict[str, A
     Raises:
         ConfigError: unreadable file, unknown key, wrong type or bad value (naming the key).
     """
-    import yaml
+    from weaknas_ray.commands.run import parse_set
 
     config = copy.deepcopy(DEFAULTS)
     settings = read_yaml(path) if path else {}
@@ -79,11 +82,9 @@ def load_tune_config(path: str | None, overrides: list[str] = ()) -> dict[str, A
         config["methods"] = {}
     for key, value in _flatten(settings):
         set_key(config, key, value)
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. search.max_sample=40")
-        set_key(config, key.strip(), yaml.safe_load(text))
+    for key, value in parse_set(overrides).items():
+        set_key(config, key, value)
+    check_finite(config, "")
     check_fields(config, SCHEMA, "")
     if not isinstance(config["benchmark"].get("name"), str):
         raise ConfigError(f"benchmark.name: expected a benchmark name, got {config['benchmark'].get('name')!r}")
@@ -192,6 +193,33 @@ def check_restorable(folder: str) -> None:
             )
 
 
+def check_fresh(folder: str) -> None:
+    """Refuse to start a new experiment in a folder holding one: Tune would add a second run's trials to it
+    (every architecture twice)."""
+    import os
+
+    if os.path.isdir(folder) and os.listdir(folder):
+        raise RunStateError(
+            f"the Tune experiment folder {folder} already holds an experiment; resume it with "
+            "--set tune.resume=true, or start over under another name (--set name=NEW) or after deleting the folder"
+        )
+
+
+def check_complete(results, max_sample: int, folder: str) -> None:
+    """Refuse an experiment that did not end with ``max_sample`` distinct architectures (Tune restarts an
+    experiment whose run state it cannot restore, and a restarted searcher may end early), naming what is
+    missing instead of reporting a partial result as the answer."""
+    indices = [r.metrics.get("arch_index") for r in results if r.metrics and "arch_index" in r.metrics]
+    distinct = len(set(indices))
+    if len(indices) != max_sample or distinct != max_sample or results.errors:
+        raise RunStateError(
+            f"the Tune experiment in {folder} ended with {len(indices)} trial result(s) over {distinct} distinct "
+            f"architecture(s) and {len(results.errors)} error(s), not search.max_sample = {max_sample}: its saved "
+            "state was incomplete (a run killed before Tune saved it). Delete the folder, or use another name "
+            "(--set name=NEW), and run it again."
+        )
+
+
 def main(args: argparse.Namespace) -> int:
     """Run (or resume) the Tuner the config describes and print the best architecture found."""
     import os
@@ -215,8 +243,10 @@ def main(args: argparse.Namespace) -> int:
         check_restorable(folder)
         tuner = tune.Tuner.restore(folder, trainable=make_trainable(benchmark, settings["cpus_per_trial"]))
     else:
+        check_fresh(folder)
         tuner = make_tuner(benchmark, make_searcher(config, benchmark.space), settings, config["name"])
     results = tuner.fit()
+    check_complete(results, config["search"]["max_sample"], folder)
     best = results.get_best_result(metric=settings["metric"], mode=settings["mode"])
     print(
         f"{len(results)} trials in {folder}\n"

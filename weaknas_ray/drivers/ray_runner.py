@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from weaknas_ray.benchmarks.registry import load_configured_benchmark
+from weaknas_ray.drivers.loop import optimum_targets
 from weaknas_ray.drivers.repeats import RepeatTask, check_methods, group_tasks, plan_tasks, run_repeats
 from weaknas_ray.drivers.resources import plan_resources
-from weaknas_ray.drivers.loop import optimum_targets
-from weaknas_ray.exceptions import ConfigError, WeakNASError
+from weaknas_ray.exceptions import ConfigError, WeakNASError, interrupt_on_sigterm
 from weaknas_ray.interfaces import Benchmark
 from weaknas_ray.results.aggregate import counted
 from weaknas_ray.results.records import RunStore
@@ -106,7 +106,10 @@ def connect(ray_config: dict[str, Any]) -> bool:
         return False
     address = ray_config["address"] or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, log_to_driver=False)
+        try:
+            ray.init(address=address, log_to_driver=False)
+        except (ConnectionError, ValueError, RuntimeError) as exc:
+            raise ConfigError(f"ray.address: cannot join the Ray cluster at {address} ({_first_line(exc)})") from None
     else:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         ray.init(
@@ -116,7 +119,38 @@ def connect(ray_config: dict[str, Any]) -> bool:
             include_dashboard=False,
             log_to_driver=False,
         )
+    interrupt_on_sigterm()  # Ray's driver handler exits with a C++ stack dump and loses the message
     return True
+
+
+def probe_address(ray_config: dict[str, Any]) -> None:
+    """Refuse, before anything is written, a cluster address (``ray.address``, else ``$RAY_ADDRESS``)
+    where nothing answers within ``ray.connect_timeout_s``: Ray itself retries a dead address for minutes.
+    ``auto`` is left to Ray, which fails at once when it finds no cluster.
+
+    Raises:
+        ConfigError: naming the address and the timeout.
+    """
+    import socket
+
+    import ray
+
+    address = ray_config["address"] or os.environ.get("RAY_ADDRESS")
+    if ray.is_initialized() or not address or address == "auto":
+        return
+    timeout = ray_config["connect_timeout_s"]
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"ray.address: no Ray cluster answers at {address} within {timeout:g} s ({_first_line(exc)}); "
+            "check the address, or raise ray.connect_timeout_s"
+        ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def run_search(
@@ -126,6 +160,7 @@ def run_search(
     progress: bool = True,
     echo: Callable = print,
     on_start: Callable[[Benchmark], Any] | None = None,
+    allow_loaders: tuple[str, ...] = (),
 ) -> RunOutcome:
     """Run (or resume) the search a resolved config describes, writing its output folder (repeats,
     failures, merged results; the summary and figures are :mod:`weaknas_ray.commands.run`'s step).
@@ -137,6 +172,7 @@ def run_search(
         echo: where progress messages go (failed attempts are written to stderr).
         on_start: called with the benchmark once the settings are checked and repeats remain to run,
             before Ray starts (the run command starts the pool's t-SNE there).
+        allow_loaders: ``benchmark.loader`` values the user allows to be imported (``--allow-loader``).
 
     Returns:
         A :class:`RunOutcome`.
@@ -147,29 +183,31 @@ def run_search(
     import ray
 
     store = RunStore(config["output"])
-    benchmark = benchmark if benchmark is not None else load_configured_benchmark(config)
+    benchmark = benchmark if benchmark is not None else load_configured_benchmark(config, allow_loaders)
     oracle = benchmark.oracle
     check_methods(config, benchmark)
+    probe_address(config["ray"])
     try:
         optimum_targets(oracle, config["search"]["stop_at_optimum"])
     except WeakNASError as exc:
         raise ConfigError(f"search.{exc}") from None
-    store.prepare(config, _meta(benchmark))
-    done = store.finished()
-    tasks = plan_tasks(config, done)
-    echo(f"results: {store.root.resolve()} ({counted(len(done), 'repeat')} already done, {len(tasks)} to run)")
-    failures: list[dict[str, Any]] = []
-    if tasks:
-        if on_start is not None:
-            on_start(benchmark)
-        started = connect(config["ray"])
-        try:
-            failures = _Dispatcher(config, benchmark, store, tasks, progress).run()
-        finally:
-            if started:
-                ray.shutdown()
-    store.write_failures(failures)
-    store.merge()
+    with store.lock():  # one writer per output folder
+        store.prepare(config, _meta(benchmark))
+        done = store.finished()
+        tasks = plan_tasks(config, done)
+        echo(f"results: {store.root.resolve()} ({counted(len(done), 'repeat')} already done, {len(tasks)} to run)")
+        failures: list[dict[str, Any]] = []
+        if tasks:
+            if on_start is not None:
+                on_start(benchmark)
+            started = connect(config["ray"])
+            try:
+                failures = _Dispatcher(config, benchmark, store, tasks, progress).run()
+            finally:
+                if started:
+                    ray.shutdown()
+        store.write_failures(failures)
+        store.merge()
     return RunOutcome(store.root, len(tasks) - len(failures), len(done), failures, benchmark)
 
 

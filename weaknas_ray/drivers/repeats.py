@@ -131,16 +131,30 @@ def check_methods(config: dict[str, Any], benchmark) -> None:
     search, n_pool = config["search"], len(benchmark.space)
     if search["max_sample"] > n_pool:
         raise ConfigError(f"search.max_sample: {search['max_sample']} exceeds the pool of {n_pool} architectures")
-    for method in search["methods"]:
+    for method in dict.fromkeys([*search["methods"], *config["methods"]]):  # unused sections too: no typo hides
         settings = method_settings(config, method)
         if method_class(method).scores_pool:
             settings["pool_stats"] = benchmark.oracle.search_stats
         try:
             optimizer = make_optimizer(method, benchmark.space, search["max_sample"], search["seed"], **settings)
             if isinstance(optimizer, PredictorOptimizer):
-                optimizer.new_predictor()
+                _check_device(config, method, optimizer.new_predictor())
         except WeakNASError as exc:
             raise ConfigError(_key_path(method, str(exc))) from exc
+
+
+def _check_device(config: dict[str, Any], method: str, predictor) -> None:
+    """A CUDA predictor needs GPUs: from ``ray.num_gpus_per_repeat``, else on this machine (local runs),
+    checked here rather than in every worker."""
+    device = str(getattr(predictor, "device", "cpu"))
+    if device.startswith("cuda") and not config["ray"]["num_gpus_per_repeat"]:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"methods.{method}.predictor_params.device: {device!r}, but ray.num_gpus_per_repeat is 0 and "
+                "this machine has no CUDA GPU; use device: cpu, or give repeats GPUs"
+            )
 
 
 def _key_path(method: str, text: str) -> str:

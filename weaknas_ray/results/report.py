@@ -13,7 +13,8 @@ from weaknas_ray.results.records import RunStore, write_text
 
 
 def write_report(
-    store: RunStore, benchmark=None, log_x: bool = False, dynamics: bool = True, echo: Callable[[str], Any] = print
+    store: RunStore, benchmark=None, log_x: bool = False, dynamics: bool = True, echo: Callable[[str], Any] = print,
+    allow_loaders: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Write ``summary.json``, ``curves.png`` and (for pools small enough) ``search_dynamics.png``.
 
@@ -24,6 +25,8 @@ def write_report(
         log_x: logarithmic query axis of ``curves.png``.
         dynamics: draw ``search_dynamics.png``.
         echo: where notes (e.g. a skipped figure) go.
+        allow_loaders: ``benchmark.loader`` values the user allows to be imported for the dynamics figure;
+            a saved config's loader is never imported otherwise.
 
     Returns:
         The summary dict.
@@ -41,7 +44,7 @@ def write_report(
     write_text(store.root / "summary.json", json.dumps(summary, indent=2))
     plot_curves({"": (results, max_sample)}, store.root / "curves.png", optimum, log_x)
     if dynamics:
-        _dynamics(store, config, results, benchmark, echo)
+        _dynamics(store, config, results, benchmark, echo, allow_loaders)
     return summary
 
 
@@ -65,7 +68,7 @@ def start_embedding(benchmark) -> threading.Thread | None:
     return thread
 
 
-def _dynamics(store: RunStore, config: dict, results, benchmark, echo) -> None:
+def _dynamics(store: RunStore, config: dict, results, benchmark, echo, allow_loaders) -> None:
     import numpy as np
 
     from weaknas_ray.benchmarks.paths import cache_dir
@@ -76,7 +79,7 @@ def _dynamics(store: RunStore, config: dict, results, benchmark, echo) -> None:
         from weaknas_ray.benchmarks.registry import load_configured_benchmark
 
         try:
-            benchmark = load_configured_benchmark(config)
+            benchmark = load_configured_benchmark(config, allow_loaders)
         except WeakNASError as exc:
             echo(f"search_dynamics.png skipped: could not load the benchmark: {exc}")
             return
