@@ -334,21 +334,27 @@ def test_the_answer_is_fitted_as_the_next_iteration_would_be(fixed, keep_old):
     np.testing.assert_array_equal(np.sort(_trained_on(fixed[-1])), np.sort(expected))
 
 
-def test_a_stalled_search_switches_to_the_stall_scaling_until_it_finds_a_new_best(fixed):
-    """``stall_patience=2``: after two iterations without a new best search value the fit z-scores by
-    iteration 0's statistics (``stall_scaling``), and back by the training set's once a batch improves."""
-    opt = WeakNAS(space(), max_sample=60, seed=0, stall_patience=2)
-    told = {0: np.arange(10.0), 1: np.ones(10), 2: np.ones(10), 3: np.full(10, 100.0), 4: np.ones(10)}
-    scalings = []
-    for z, values in told.items():
+def test_a_stalled_search_widens_the_top_n_until_it_finds_a_new_best(fixed):
+    """``stall_patience=2``: from the second iteration in a row without a new best search value on, the
+    top-N the batch is drawn from doubles with every stalled iteration (capped at the pool), and is the
+    schedule's again once a batch improves; the draw is uniform from that top."""
+    opt = WeakNAS(space(), max_sample=80, seed=0, stall_patience=2, top_start=20, top_end=20)
+    told = [np.arange(10.0), np.ones(10), np.ones(10), np.ones(10), np.ones(10), np.full(10, 100.0), np.ones(10)]
+    seen = []
+    for values in told:
         idx = opt.ask()
-        scalings.append((opt.stalled_iterations(), opt.current_scaling()))
+        z = opt.iteration
+        seen.append((opt.stalled_iterations(), opt._n_top(z) if z else None))
+        if z:  # drawn from the predicted top-N minus evaluated (or, with too few left, the first unevaluated)
+            top = _ranking(fixed[-1])[: seen[-1][1] + opt.n_told]
+            assert np.isin(idx, top).all()
         opt.tell(idx, values)
-    assert scalings[1:] == [(0, "train"), (1, "train"), (2, "initial"), (0, "train")]
-    y = {z: np.concatenate([told[i] for i in range(z)]) for z in (3, 4)}
-    np.testing.assert_allclose(fixed[2].y_, (y[3] - 4.5) / np.arange(10.0).std(), rtol=1e-5)  # fit of iteration 3
-    np.testing.assert_allclose(fixed[3].y_, (y[4] - y[4].mean()) / y[4].std(), rtol=1e-5)
-    assert opt.stalled_iterations() == 1
+    assert seen == [(0, None), (0, 20), (1, 20), (2, 40), (3, 80), (4, 160), (0, 20)]
+    assert WeakNAS(space(), 80, 0, top_start=200, top_end=200)._n_top(1) == 200
+    capped = WeakNAS(space(), 80, 0, stall_patience=1, top_start=200, top_end=200)
+    capped.tell(capped.ask(), np.zeros(10))
+    capped.tell(capped.ask(), np.zeros(10))
+    assert capped.stalled_iterations() == 1 and capped._n_top(2) == N  # 400 capped at the pool of 300
 
 
 def test_published_weaknas_is_the_published_loop():

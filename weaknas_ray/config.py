@@ -28,7 +28,8 @@ from typing import Any
 
 from weaknas_ray.exceptions import ConfigError
 
-# NOTE: neutral defaults: the published schedule (constant top-N = 100, batches of 10); budgets are small.
+# NOTE: neutral defaults: batches of 10, each method's own top-N schedule (null: weaknas 20, weaknas-published the
+# published constant 100); budgets are small.
 BASE: dict[str, Any] = {
     "name": "weaknas-run",
     "benchmark": {"name": "nasbench201", "dataset": "cifar10"},
@@ -40,9 +41,9 @@ BASE: dict[str, Any] = {
         "stop_at_optimum": False,
         "init_sample": 10,
         "sample_each_iter": 10,
-        "top_start": 100,
-        "top_end": 100,
-        "top_decay": 0.96,
+        "top_start": None,
+        "top_end": None,
+        "top_decay": None,
     },
     "methods": {},
     "ray": {
@@ -133,9 +134,9 @@ SCHEMA: dict[str, Any] = {
         "stop_at_optimum": Field((bool, str), check=_stop_choice),
         "init_sample": Field(_INT, check=at_least(1)),
         "sample_each_iter": Field(_INT, check=at_least(1)),
-        "top_start": Field(_INT, check=at_least(1)),
-        "top_end": Field(_INT, check=at_least(1)),
-        "top_decay": Field(_NUM, check=_in_unit_interval),
+        "top_start": Field(_INT, nullable=True, check=at_least(1)),
+        "top_end": Field(_INT, nullable=True, check=at_least(1)),
+        "top_decay": Field(_NUM, nullable=True, check=_in_unit_interval),
     },
     "ray": {
         "address": Field(_STR, nullable=True, check=_address),
@@ -323,7 +324,7 @@ def validate(config: dict[str, Any]) -> None:
             f"search.seed: repeat r uses seed {search['seed']} + r, beyond the largest seed {MAX_SEED} "
             f"with search.repeats {search['repeats']}"
         )
-    if search["top_end"] > search["top_start"]:
+    if None not in (search["top_start"], search["top_end"]) and search["top_end"] > search["top_start"]:
         raise ConfigError(f"search.top_end: {search['top_end']} exceeds search.top_start ({search['top_start']})")
 
 
@@ -409,7 +410,7 @@ def check_fields(node: Any, schema: dict[str, Any], prefix: str) -> None:
             raise ConfigError(f"{dotted}: expected {expectation}, got {value!r}")
 
 
-# search-section keys handed to every method whose constructor takes them
+# search-section keys handed to every method whose constructor takes them (null: the method's own default)
 SHARED_SETTINGS = ("init_sample", "sample_each_iter", "top_start", "top_end", "top_decay")
 # constructor arguments a config does not set: the runner passes them
 METHOD_HIDDEN = ("self", "space", "max_sample", "seed", "pool_scorer", "pool_stats")
@@ -430,7 +431,8 @@ def method_settings(config: dict[str, Any], method: str) -> dict[str, Any]:
     own = config["methods"].get(method, {})
     check_arguments(cls, own, f"methods.{method}", f"method {method!r}", counts=True, hidden=METHOD_HIDDEN)
     params, _ = parameters(cls)  # with the base's: weaknas-ei passes the schedule on to weaknas
-    return {**{k: config["search"][k] for k in SHARED_SETTINGS if k in params}, **own}
+    shared = {k: config["search"][k] for k in SHARED_SETTINGS if k in params and config["search"][k] is not None}
+    return {**shared, **own}
 
 
 def resolve_defaults(config: dict[str, Any]) -> dict[str, Any]:
@@ -454,7 +456,8 @@ def resolve_defaults(config: dict[str, Any]) -> dict[str, Any]:
     for method in resolved["search"]["methods"]:
         own = resolved["methods"].setdefault(method, {})
         cls = method_class(method)
-        own.update({**_defaults(cls, (*METHOD_HIDDEN, *SHARED_SETTINGS)), **own})
+        shared = tuple(k for k in SHARED_SETTINGS if resolved["search"][k] is not None)  # null: the method's own
+        own.update({**_defaults(cls, (*METHOD_HIDDEN, *shared)), **own})
         if "predictor" in own:
             params = own.get("predictor_params") or {}
             own["predictor_params"] = {**_defaults(predictor_class(own["predictor"]), ("self", "n_members")), **params}

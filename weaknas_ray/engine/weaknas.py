@@ -24,12 +24,13 @@ exploring); z-scored by a training set that has zoomed into the top they span se
 ranking that exploits, and can stall in a region without the optimum). The EI incumbent is z-scored
 the same way as the targets.
 
-Stalls (the default :class:`WeakNAS`, not the published loop): the sharp ranking of ``train`` scaling
-reaches the optimum in fewer queries when the region it zooms into holds it, and otherwise keeps
-sampling that region. After ``stall_patience`` iterations in a row without a new best search value, the
-targets are z-scored by ``stall_scaling`` (default ``initial``: the loose, exploring ranking of the
-published code) until the search finds a new best. :class:`PublishedWeakNAS` (``weaknas-published``) is
-the published loop exactly: pool scaling, no stall rule.
+The default :class:`WeakNAS` is not the published loop: it exploits harder and escapes when that stalls.
+``train`` scaling ranks the top of the pool sharply, and a top-20 (instead of 100) draws each batch from
+the best of that ranking, which reaches the optimum in fewer queries when the region the search zooms
+into holds it. When it does not, the search stalls: after ``stall_patience`` iterations in a row without
+a new best search value, the top-N doubles with every further such iteration (capped at the pool) and
+falls back to the schedule's N once the search finds a new best. :class:`PublishedWeakNAS`
+(``weaknas-published``) is the published loop exactly: top-100, pool scaling, no stall rule.
 
 The answer: after the last batch the published code runs its fit once more (on every query under the
 published ``keep_old="all"``; ``"top"`` and ``"none"`` keep old data by their own rule) and logs that
@@ -66,7 +67,8 @@ class WeakNAS(PredictorOptimizer):
         init_sample: n0, random architectures of iteration 0 (default 10).
         sample_each_iter: k, architectures per later iteration (default 10).
         top_start, top_end, top_decay: the top-N schedule (:func:`~weaknas_ray.engine.schedule.top_n_schedule`;
-            default constant N = 100 as in every published command).
+            default a constant N = 20, twice the batch: with ``train`` scaling the predicted order inside the
+            top is worth following; every published command uses a constant 100).
         keep_old: training set of each predictor: ``"all"`` evaluated (published default); ``"top"`` the
             last batch plus those of the previous training set that the previous predictor ranked in
             its top-N; ``"none"`` only the last batch (both as in the published code).
@@ -75,9 +77,8 @@ class WeakNAS(PredictorOptimizer):
         n_members: ensemble size E; the uniform variant ranks by the member mean.
         target_scaling: what the targets are z-scored by (see the module docstring): ``"pool"``
             (published; needs ``pool_stats``), ``"initial"`` or ``"train"`` (default).
-        stall_patience: after this many iterations in a row without a new best search value, z-score by
-            ``stall_scaling`` until a new best is found; 0 never (default 2).
-        stall_scaling: the scaling of stalled iterations (default ``"initial"``).
+        stall_patience: after this many iterations in a row without a new best search value, the top-N
+            doubles with every further one until a new best is found; 0 never (default 2).
         pool_scorer: ``(predictor, request) -> ChunkResult`` replacing local whole-pool scoring (the Ray
             runner passes one that scores chunks in tasks); must equal :func:`~weaknas_ray.acquisition.score_pool`.
         pool_stats: ``(mean, population std)`` of the search signal over the whole pool, where the oracle
@@ -98,8 +99,8 @@ class WeakNAS(PredictorOptimizer):
         seed: int,
         init_sample: int = 10,
         sample_each_iter: int = 10,
-        top_start: int = 100,
-        top_end: int = 100,
+        top_start: int = 20,
+        top_end: int = 20,
         top_decay: float = 0.96,
         keep_old: str = "all",
         predictor: str = "mlp",
@@ -107,7 +108,6 @@ class WeakNAS(PredictorOptimizer):
         n_members: int = 1,
         target_scaling: str = "train",
         stall_patience: int = 2,
-        stall_scaling: str = "initial",
         pool_scorer: PoolScorer | None = None,
         pool_stats: tuple[float, float] | None = None,
     ):
@@ -120,14 +120,15 @@ class WeakNAS(PredictorOptimizer):
             raise ConfigError(f"{self.method}.n_members must be >= 1, got {n_members}")
         if stall_patience < 0:
             raise ConfigError(f"{self.method}.stall_patience must be >= 0, got {stall_patience}")
-        for key, scaling in (("target_scaling", target_scaling), ("stall_scaling", stall_scaling)):
-            if scaling not in TARGET_SCALING:
-                raise ConfigError(f"{self.method}.{key}: unknown {scaling!r}; choose one of {list(TARGET_SCALING)}")
-            if scaling == "pool" and pool_stats is None and (key == "target_scaling" or stall_patience):
-                raise ConfigError(
-                    f"{self.method}.{key}: 'pool' needs the pool's mean and std, which this benchmark's oracle "
-                    "does not know; use 'initial' (the mean and std of iteration 0's random sample)"
-                )
+        if target_scaling not in TARGET_SCALING:
+            raise ConfigError(
+                f"{self.method}.target_scaling: unknown {target_scaling!r}; choose one of {list(TARGET_SCALING)}"
+            )
+        if target_scaling == "pool" and pool_stats is None:
+            raise ConfigError(
+                f"{self.method}.target_scaling: 'pool' needs the pool's mean and std, which this benchmark's oracle "
+                "does not know; use 'initial' (the mean and std of iteration 0's random sample)"
+            )
         self.space = space
         self.sizes = query_sizes(init_sample, sample_each_iter, max_sample)
         self.top_n = top_n_schedule(len(self.sizes), top_start, top_end, top_decay)
@@ -138,7 +139,6 @@ class WeakNAS(PredictorOptimizer):
         self.pool_scorer = pool_scorer
         self.target_scaling = target_scaling
         self.stall_patience = int(stall_patience)
-        self.stall_scaling = stall_scaling
         self.pool_stats = None if pool_stats is None else (float(pool_stats[0]), float(pool_stats[1]))
         self._kept = np.empty(0, dtype=np.int64)  # keep_old="top": what the next training set keeps
         self._given_model: Predictor | None = None  # set only inside ask_fitted
@@ -181,8 +181,13 @@ class WeakNAS(PredictorOptimizer):
         return np.random.default_rng([self.seed, z])
 
     def _n_top(self, z: int) -> int:
-        """N of the batch of iteration ``z`` (>= 1): the published ``top_acc_list[z - 1]``."""
-        return int(self.top_n[z - 1])
+        """N of the batch of iteration ``z`` (>= 1): the published ``top_acc_list[z - 1]``, doubled for every
+        stalled iteration from ``stall_patience`` on (capped at the pool)."""
+        n = int(self.top_n[z - 1])
+        if not self.stall_patience:
+            return n
+        doublings = self.stalled_iterations() - self.stall_patience + 1
+        return n if doublings <= 0 else int(min(n * 2**doublings, self.n_pool))
 
     def _score(self, model: Predictor, request: ScoreRequest) -> ChunkResult:
         if self.pool_scorer is None:
@@ -238,18 +243,11 @@ class WeakNAS(PredictorOptimizer):
         rose = np.flatnonzero(np.diff(last) > 0)
         return int(last.size - 1 - (rose[-1] + 1 if rose.size else 0))
 
-    def current_scaling(self) -> str:
-        """The scaling of the next fit: ``stall_scaling`` once the search has stalled, else ``target_scaling``."""
-        if self.stall_patience and self.stalled_iterations() >= self.stall_patience:
-            return self.stall_scaling
-        return self.target_scaling
-
     def _target_stats(self, train_values: np.ndarray) -> tuple[float, float]:
-        """``(mean, std)`` the targets are z-scored by, under :meth:`current_scaling`."""
-        scaling = self.current_scaling()
-        if scaling == "pool":
+        """``(mean, std)`` the targets are z-scored by, under ``target_scaling``."""
+        if self.target_scaling == "pool":
             return self.pool_stats
-        if scaling == "initial":
+        if self.target_scaling == "initial":
             first = np.asarray(self.history.values)[np.asarray(self.history.iterations) == 0]
             return float(first.mean()), float(first.std())
         return float(train_values.mean()), float(train_values.std())
@@ -272,15 +270,16 @@ class WeakNAS(PredictorOptimizer):
 
 
 class PublishedWeakNAS(WeakNAS):
-    """The published WeakNAS loop exactly (method ``weaknas-published``): targets z-scored by the pool's
-    statistics, no stall rule. Takes every :class:`WeakNAS` argument; only these defaults differ."""
+    """The published WeakNAS loop exactly (method ``weaknas-published``): a constant top-100, targets
+    z-scored by the pool's statistics, no stall rule. Takes every :class:`WeakNAS` argument; only these
+    defaults differ."""
 
     method = "weaknas-published"
 
-    def __init__(self, space, max_sample: int, seed: int, target_scaling: str = "pool", stall_patience: int = 0,
-                 **settings):
-        super().__init__(space, max_sample, seed, target_scaling=target_scaling, stall_patience=stall_patience,
-                         **settings)
+    def __init__(self, space, max_sample: int, seed: int, top_start: int = 100, top_end: int = 100,
+                 target_scaling: str = "pool", stall_patience: int = 0, **settings):
+        super().__init__(space, max_sample, seed, top_start=top_start, top_end=top_end, target_scaling=target_scaling,
+                         stall_patience=stall_patience, **settings)
 
 
 class WeakNASEI(WeakNAS):
