@@ -68,6 +68,7 @@ def _end(procs: list[subprocess.Popen], temp: str) -> None:
                 os.kill(int(cmdline.parent.name), signal.SIGKILL)
         except OSError:
             pass
+    shutil.rmtree(temp, ignore_errors=True)
 
 
 @pytest.mark.slow
