@@ -123,15 +123,64 @@ def test_plan_resources_chunks_only_on_cpus_no_actor_holds():
         cfg = {**base, **ray}
         return plan_resources(cfg, {"CPU": cpus, "GPU": gpus}, 423_624, tasks, len(tasks))
 
-    assert plan(64, ["weaknas-ei"], 100) == (64, 0)  # every CPU runs a repeat: no chunk could run
-    actors, chunk = plan(64, ["weaknas-ei"], 2)  # 62 idle CPUs score the two repeats' pools
-    assert actors == 2 and chunk == choose_chunk_size(423_624, 5, 62, None) > 0
-    assert plan(2, ["weaknas-ei"], 1) == (1, 0)  # one spare CPU: no parallel gain, score in the actor
-    assert plan(64, ["random", "evolution"], 2) == (4, 0)  # nobody scores the pool
-    assert plan(64, ["weaknas-ei"], 2, gpus=1, num_gpus_per_repeat=0.5) == (2, 0)  # GPU repeats score on it
-    assert plan(2, ["weaknas"], 4, chunk_size=4096) == (1, 4096)  # forced: a CPU stays free for chunk tasks
+    assert plan(64, ["weaknas-ei"], 100) == (64, 0, 0)  # every CPU runs a repeat: no chunk could run
+    actors, chunk, members = plan(64, ["weaknas-ei"], 2)  # 62 idle CPUs fit members and score the pools
+    assert actors == 2 and chunk == choose_chunk_size(423_624, 5, 62, None) > 0 and members == 5
+    assert plan(5, ["weaknas-ei"], 1).member_tasks == 4  # at most one member task per free CPU
+    assert plan(2, ["weaknas-ei"], 1) == (1, 0, 0)  # one spare CPU: no parallel gain, score in the actor
+    assert plan(64, ["random", "evolution"], 2) == (4, 0, 0)  # nobody scores the pool
+    assert plan(64, ["weaknas-ei"], 2, gpus=1, num_gpus_per_repeat=0.5) == (2, 0, 0)  # GPU repeats score on it
+    assert plan(2, ["weaknas"], 4, chunk_size=4096) == (1, 4096, 0)  # forced: a CPU stays free for chunk tasks
+    assert plan(64, ["weaknas"], 2).member_tasks == 0  # an ensemble of one has nothing to split
+    # members fitted apart equal the actor's fit only on one thread each; a group fits in one batch
+    assert plan(64, ["weaknas-ei"], 2, cpus_per_repeat=2).member_tasks == 0
+    assert plan(64, ["weaknas-ei"], 2, repeats_per_actor=2).member_tasks == 0
+    assert plan(64, ["weaknas-ei"], 2, member_tasks=0).member_tasks == 0
+    assert plan(2, ["weaknas-ei"], 4, member_tasks=3) == (1, 0, 3)  # forced: a CPU stays free for them
+    with pytest.raises(ConfigError, match="ray.member_tasks: 2 forced, but repeats run on GPUs"):
+        plan(64, ["weaknas-ei"], 2, gpus=1, num_gpus_per_repeat=0.5, member_tasks=2)
     with pytest.raises(ConfigError, match="too few for one repeat actor"):
         plan(1, ["weaknas"], 1, chunk_size=4096)
+
+
+def test_member_tasks_fit_the_ensemble_bit_for_bit(ray_session):
+    """Members fitted in Ray tasks (slices 2 + 1 of E = 3) predict and select exactly what the in-actor fit
+    does, scored in-process or by chunk tasks that start per member slice."""
+    from weaknas_ray.acquisition import ScoreRequest, score_pool
+    from weaknas_ray.drivers.ray_scoring import RayMemberFitter, RemoteMembers
+    from weaknas_ray.predictors import make_predictor
+
+    bench = fake_benchmark(n=500)
+    X, y = bench.space.features.astype(np.float32), bench.oracle.search.astype(np.float32)
+    local = make_predictor("mlp", n_members=3, hidden=[16], max_epochs=30).fit(X[:40], y[:40], seed=11)
+    remote = RayMemberFitter(2)(make_predictor("mlp", n_members=3, hidden=[16], max_epochs=30), X[:40], y[:40], 11)
+    assert isinstance(remote, RemoteMembers) and len(remote.states) == 2
+    np.testing.assert_array_equal(remote.predict(X), local.predict(X))
+    request = ScoreRequest("ei", n_top=50, k=10, excluded=np.arange(40), best=0.5)
+    got, want = RayPoolScorer(put_pool_chunks(X, 128))(remote, request), score_pool(local, X, request, chunk_size=128)
+    for field in ("top_indices", "top_means", "candidates", "candidate_scores"):
+        np.testing.assert_array_equal(getattr(got, field), getattr(want, field))
+    single = RayMemberFitter(1)(make_predictor("mlp", hidden=[16], max_epochs=30), X[:40], y[:40], 11)
+    assert not isinstance(single, RemoteMembers)  # one slice: fitted in this process
+
+
+@pytest.mark.parametrize("chunk_size", [None, 128])
+def test_ei_run_with_member_tasks_gives_identical_rows(ray_session, tmp_path, chunk_size):
+    """A fixed-seed EI run with its ensemble fitted by member tasks (with and without chunk tasks) writes
+    exactly the rows of the in-process run, whose members are fitted together in one batch."""
+    bench = fake_benchmark(n=400)
+    config = config_for(tmp_path, **{
+        "search.methods": ["weaknas-ei"], "search.repeats": 1, "search.seed": 3,
+        "methods.weaknas-ei": {**TINY_MLP, "n_members": 3}, "ray.member_tasks": 3, "ray.chunk_size": chunk_size,
+    })
+    run_search(config, benchmark=bench, progress=False, echo=lambda *_: None)
+    got = pd.read_parquet(Path(config["output"]) / "results.parquet")
+    want = in_process(bench, config, "weaknas-ei", 3)
+    pd.testing.assert_frame_equal(comparable(got[want.columns]), comparable(want))
+    final = pd.read_parquet(Path(config["output"]) / "final_top1.parquet")
+    opt = make_optimizer("weaknas-ei", bench.space, 30, 3, **method_settings(config, "weaknas-ei"))
+    run_repeat(opt, bench.oracle)
+    assert final["arch_index"].tolist() == [opt.final_prediction()[0]]
 
 
 class DyingOracle(TableOracle):

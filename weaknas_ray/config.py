@@ -55,6 +55,7 @@ BASE: dict[str, Any] = {
         "num_gpus_per_repeat": 0.0,
         "chunk_size": None,
         "cpus_per_chunk": 1,
+        "member_tasks": None,
         "max_retries": 1,
         "object_store_memory": None,
         "connect_timeout_s": 30.0,
@@ -147,6 +148,7 @@ SCHEMA: dict[str, Any] = {
         "num_gpus_per_repeat": Field(_NUM, check=_fraction_or_whole),
         "chunk_size": Field(_INT, nullable=True, check=at_least(0)),
         "cpus_per_chunk": Field(_NUM, check=lambda v: None if v > 0 else "> 0"),
+        "member_tasks": Field(_INT, nullable=True, check=at_least(0)),
         "max_retries": Field(_INT, check=at_least(0)),
         "object_store_memory": Field(_INT, nullable=True, check=at_least(78 * 1024 * 1024)),
         "connect_timeout_s": Field(_NUM, check=lambda v: None if v > 0 else "> 0"),
@@ -413,7 +415,7 @@ def check_fields(node: Any, schema: dict[str, Any], prefix: str) -> None:
 # search-section keys handed to every method whose constructor takes them (null: the method's own default)
 SHARED_SETTINGS = ("init_sample", "sample_each_iter", "top_start", "top_end", "top_decay")
 # constructor arguments a config does not set: the runner passes them
-METHOD_HIDDEN = ("self", "space", "max_sample", "seed", "pool_scorer", "pool_stats")
+METHOD_HIDDEN = ("self", "space", "max_sample", "seed", "pool_scorer", "pool_stats", "fitter")
 
 
 def method_settings(config: dict[str, Any], method: str) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from weaknas_ray.acquisition.selection import (
     merge_chunks,
     score_chunk,
     score_pool,
+    select_chunk,
     uniform_from_top,
 )
 
@@ -32,5 +33,6 @@ __all__ = [
     "merge_chunks",
     "score_chunk",
     "score_pool",
+    "select_chunk",
     "uniform_from_top",
 ]

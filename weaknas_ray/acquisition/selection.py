@@ -108,13 +108,26 @@ def score_chunk(predictor, X_chunk: np.ndarray, offset: int, request: ScoreReque
     Returns:
         The chunk's top ``n_top`` by mean and its best ``k`` not-excluded candidates, in pool indices.
     """
-    preds = np.asarray(predictor.predict(X_chunk))
-    m = X_chunk.shape[0]
+    return select_chunk(predictor.predict(X_chunk), X_chunk.shape[0], offset, request, type(predictor).__name__)
+
+
+def select_chunk(predictions: np.ndarray, m: int, offset: int, request: ScoreRequest, source: str = "predictor") -> ChunkResult:
+    """:func:`score_chunk` from the chunk's ensemble predictions (every member's row for every pool row),
+    for predictions computed elsewhere (the Ray runner's per-member-slice prediction tasks).
+
+    Args:
+        predictions: ``(E, m)`` predictions of pool rows ``offset .. offset + m - 1``.
+        m: the chunk's row count.
+        offset: pool index of the chunk's first row.
+        request: what to select.
+        source: who predicted, for error messages.
+    """
+    preds = np.asarray(predictions)
     if preds.ndim != 2 or preds.shape[1] != m:
-        raise WeakNASError(f"{type(predictor).__name__}.predict returned shape {preds.shape}, expected (E, {m})")
+        raise WeakNASError(f"{source}.predict returned shape {preds.shape}, expected (E, {m})")
     if not np.isfinite(preds).all():
         raise WeakNASError(
-            f"{type(predictor).__name__} predicted non-finite values for pool rows {offset}..{offset + m - 1}: "
+            f"{source} predicted non-finite values for pool rows {offset}..{offset + m - 1}: "
             "the fit diverged (try a lower learning rate or another predictor)"
         )
     mu, sd = ensemble_mean_sd(preds, request.calibration)

@@ -56,26 +56,26 @@ class RepeatWorker:
         chunks: pool chunk refs for :class:`~weaknas_ray.drivers.ray_scoring.RayPoolScorer`, or ``None``
             to score in-process.
         cpus: the actor's CPUs; torch uses as many threads (at least 1).
-        cpus_per_chunk: ``num_cpus`` of chunk tasks.
+        cpus_per_chunk: ``num_cpus`` of chunk and member tasks.
+        member_tasks: most member tasks per ensemble fit
+            (:class:`~weaknas_ray.drivers.ray_scoring.RayMemberFitter`); 0 fits in the actor.
     """
 
-    def __init__(self, benchmark, chunks: list | None, cpus: float, cpus_per_chunk: float):
-        from weaknas_ray.drivers.ray_scoring import RayPoolScorer
+    def __init__(self, benchmark, chunks: list | None, cpus: float, cpus_per_chunk: float, member_tasks: int = 0):
+        from weaknas_ray.drivers.ray_scoring import RayMemberFitter, RayPoolScorer, pin_threads
 
         # torch reads OMP_NUM_THREADS when first imported (lazily, by a predictor): random-only workers
         # never pay for importing it
-        threads = max(1, int(cpus))
-        os.environ["OMP_NUM_THREADS"] = str(threads)
-        if "torch" in sys.modules:
-            sys.modules["torch"].set_num_threads(threads)
+        pin_threads(cpus)
         self.benchmark = benchmark
         self.scorer = RayPoolScorer(chunks, cpus_per_chunk) if chunks else None
+        self.fitter = RayMemberFitter(member_tasks, cpus_per_chunk) if member_tasks else None
         self._done = 0
 
     def run(self, tasks: list[RepeatTask]):
         """Run a group of repeats (usually one); returns their ``(rows, final_top1)`` in order."""
         try:
-            return run_repeats(self.benchmark, tasks, self.scorer, on_batch=self._count)
+            return run_repeats(self.benchmark, tasks, self.scorer, on_batch=self._count, fitter=self.fitter)
         finally:  # NOTE: reset here, not at the start: a progress poll may arrive before this call starts
             self._done = 0
 
@@ -240,13 +240,14 @@ class _Dispatcher:
         self.queue = group_tasks(tasks, ray_cfg["repeats_per_actor"])
         self.attempts: dict[tuple[str, int], int] = {}
         self.max_attempts = 1 + ray_cfg["max_retries"]
-        slots, chunk = plan_resources(ray_cfg, ray.cluster_resources(), len(benchmark.space), tasks, len(self.queue))
+        slots, chunk, members = plan_resources(ray_cfg, ray.cluster_resources(), len(benchmark.space), tasks, len(self.queue))
         self.options = {"num_cpus": ray_cfg["cpus_per_repeat"], "num_gpus": ray_cfg["num_gpus_per_repeat"]}
         self.args = (
             ray.put(benchmark),
             put_pool_chunks(benchmark.space.features, chunk) if chunk else None,
             ray_cfg["cpus_per_repeat"],
             ray_cfg["cpus_per_chunk"],
+            members,
         )
         self.workers = [self._new_worker() for _ in range(min(slots, len(self.queue)))]
         self.bar = _Progress(tasks, progress)

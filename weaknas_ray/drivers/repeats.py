@@ -39,7 +39,7 @@ def run_one_repeat(benchmark, task: RepeatTask, pool_scorer=None, on_batch: Call
     return run_repeats(benchmark, [task], pool_scorer, on_batch)[0]
 
 
-def run_repeats(benchmark, tasks: list[RepeatTask], pool_scorer=None, on_batch: Callable | None = None):
+def run_repeats(benchmark, tasks: list[RepeatTask], pool_scorer=None, on_batch: Callable | None = None, fitter=None):
     """Run repeats in this process: the body of a worker's ``run``.
 
     One task runs through :func:`~weaknas_ray.drivers.loop.run_repeat`; several (a group of
@@ -51,6 +51,7 @@ def run_repeats(benchmark, tasks: list[RepeatTask], pool_scorer=None, on_batch: 
         tasks: what to run; a group shares method and ``stop_at_optimum``.
         pool_scorer: passed to methods whose constructor takes one (chunked Ray scoring).
         on_batch: called with each batch's rows of any repeat.
+        fitter: passed to the same methods (ensemble members fitted in Ray member tasks).
 
     Returns:
         Per task, ``(rows, final_top1)``: the query rows (``method``, ``repeat``, ``seed``, the loop's
@@ -71,6 +72,8 @@ def run_repeats(benchmark, tasks: list[RepeatTask], pool_scorer=None, on_batch: 
             settings["pool_stats"] = oracle.search_stats  # None where the oracle does not know the pool
             if pool_scorer is not None:
                 settings["pool_scorer"] = pool_scorer
+            if fitter is not None:
+                settings["fitter"] = fitter
         optimizers.append(make_optimizer(task.method, space, task.max_sample, task.seed, **settings))
     stop = tasks[0].stop_at_optimum
     if len(tasks) == 1:

@@ -55,6 +55,8 @@ TARGET_SCALING = ("pool", "initial", "train")
 N_LOGGED = 1000
 
 PoolScorer = Callable[[Predictor, ScoreRequest], ChunkResult]
+# (unfitted predictor, X, y, seed) -> the fitted predictor, as ``predictor.fit(X, y, seed)`` would be
+Fitter = Callable[[Predictor, np.ndarray, np.ndarray, int], Predictor]
 
 
 class WeakNAS(PredictorOptimizer):
@@ -83,6 +85,8 @@ class WeakNAS(PredictorOptimizer):
             runner passes one that scores chunks in tasks); must equal :func:`~weaknas_ray.acquisition.score_pool`.
         pool_stats: ``(mean, population std)`` of the search signal over the whole pool, where the oracle
             knows them (:attr:`~weaknas_ray.spaces.Oracle.search_stats`); drivers pass it.
+        fitter: ``(unfitted predictor, X, y, seed) -> fitted predictor`` replacing ``predictor.fit`` (the Ray
+            runner passes one that fits member slices in tasks); must equal that fit.
 
     Raises:
         ConfigError: an unknown setting, or ``target_scaling="pool"`` without ``pool_stats``.
@@ -110,6 +114,7 @@ class WeakNAS(PredictorOptimizer):
         stall_patience: int = 2,
         pool_scorer: PoolScorer | None = None,
         pool_stats: tuple[float, float] | None = None,
+        fitter: Fitter | None = None,
     ):
         super().__init__(len(space), max_sample, seed)
         if self.seed < 0:
@@ -137,6 +142,7 @@ class WeakNAS(PredictorOptimizer):
         self.predictor_params = dict(predictor_params or {})
         self.n_members = int(n_members)
         self.pool_scorer = pool_scorer
+        self.fitter = fitter
         self.target_scaling = target_scaling
         self.stall_patience = int(stall_patience)
         self.pool_stats = None if pool_stats is None else (float(pool_stats[0]), float(pool_stats[1]))
@@ -258,7 +264,8 @@ class WeakNAS(PredictorOptimizer):
         data = self._fit_data(z)
         model = self._given_model
         if model is None:
-            model = self.new_predictor().fit(data.X, data.y, seed=data.seed)
+            model = self.new_predictor()
+            model = model.fit(data.X, data.y, seed=data.seed) if self.fitter is None else self.fitter(model, data.X, data.y, data.seed)
         return model, data
 
     def _request(self, z: int, k: int, excluded: np.ndarray, observed: np.ndarray) -> ScoreRequest:

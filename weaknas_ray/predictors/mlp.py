@@ -187,8 +187,8 @@ class MLPEnsemble(Predictor):
             for start in range(0, len(X), chunk):
                 h = Xd[start : start + chunk].expand(self.n_members, -1, -1)
                 for W, b in zip(self.weights_[:-1], self.biases_[:-1]):
-                    h = torch.baddbmm(b, h, W).relu_()
-                out[:, start : start + chunk] = torch.baddbmm(self.biases_[-1], h, self.weights_[-1])[..., 0]
+                    h = member_bmm(torch, h, W, b).relu_()
+                out[:, start : start + chunk] = member_bmm(torch, h, self.weights_[-1], self.biases_[-1])[..., 0]
             return out.cpu().numpy()
 
     def get_state(self) -> dict:
@@ -345,19 +345,36 @@ def _loss_and_grads(params: list, xb, yb, alpha: float):
     b = xb.shape[1]
     acts = [xb]
     for W, bias in zip(weights[:-1], biases[:-1]):
-        acts.append(torch.baddbmm(bias, acts[-1], W).relu_())
-    diff = torch.baddbmm(biases[-1], acts[-1], weights[-1]).to(yb.dtype) - yb
+        acts.append(member_bmm(torch, acts[-1], W, bias).relu_())
+    diff = member_bmm(torch, acts[-1], weights[-1], biases[-1]).to(yb.dtype) - yb
     sq_weights = sum(torch.linalg.vector_norm(W, dim=(1, 2)).square() for W in weights)
     loss = 0.5 * diff.square().mean(dim=(1, 2)) + (0.5 * alpha / b) * sq_weights
     delta = diff / b
     grad_w, grad_b = [None] * n_layers, [None] * n_layers
     for layer in range(n_layers - 1, -1, -1):
         # NOTE: under bfloat16 autocast the products come back in bf16; Adam runs in the weights' dtype.
-        grad_w[layer] = torch.bmm(acts[layer].transpose(1, 2), delta).to(weights[layer].dtype)
+        grad_w[layer] = member_bmm(torch, acts[layer].transpose(1, 2), delta).to(weights[layer].dtype)
         grad_b[layer] = delta.sum(dim=1, keepdim=True).to(weights[layer].dtype)
         if layer:
-            delta = kernels(torch).relu_backward(torch, torch.bmm(delta, weights[layer].transpose(1, 2)), acts[layer])
+            delta = kernels(torch).relu_backward(torch, member_bmm(torch, delta, weights[layer].transpose(1, 2)), acts[layer])
     return loss, grad_w + grad_b
+
+
+def member_bmm(torch, a, b, bias=None):
+    """``torch.baddbmm(bias, a, b)`` (``torch.bmm`` without ``bias``) whose member ``i`` is bit for bit what a
+    batch holding member ``i`` alone computes, so an ensemble's members equal separate fits and slices of it.
+
+    Why: on CPU a product with a dimension of 1 (the 1-unit output layer and its two backward products)
+    takes a matrix-vector BLAS path when the batch count is 1 and another when it is larger, which round
+    differently (about 1e-7 per product, 1e-4 after 200 epochs). Those products are tiny, so on CPU they
+    run member by member, each as a batch of one; the square products are batch-count independent and stay
+    batched, and so does everything on a GPU (where member tasks never run and launches cost).
+    """
+    degenerate = 1 in (a.shape[1], a.shape[2], b.shape[2])
+    if a.device.type != "cpu" or a.shape[0] == 1 or not degenerate:
+        return torch.bmm(a, b) if bias is None else torch.baddbmm(bias, a, b)
+    return torch.cat([member_bmm(torch, a[i : i + 1], b[i : i + 1], None if bias is None else bias[i : i + 1])
+                      for i in range(a.shape[0])])
 
 
 def _adam_step(torch, state: dict, grads: list, lr: float, step: int, l2: float) -> None:
