@@ -58,7 +58,7 @@ def _ranking(model) -> np.ndarray:
 
 def test_batches_follow_the_schedules_and_seeds(fixed):
     opt = WeakNAS(space(), max_sample=95, seed=4, init_sample=25, sample_each_iter=10, n_members=3,
-                  top_start=200, top_end=20, top_decay=0.9, stall_patience=0)
+                  top_start=200, top_end=20, top_decay=0.9, stall_patience=0, target_scaling="train")
     top_n = top_n_schedule(8, 200, 20, 0.9)
     df = run_repeat(opt, TableOracle(VALUES))
     assert df.groupby("iteration").size().tolist() == query_sizes(25, 10, 95)

@@ -25,12 +25,13 @@ ranking that exploits, and can stall in a region without the optimum). The EI in
 the same way as the targets.
 
 The default :class:`WeakNAS` is not the published loop: it exploits harder and escapes when that stalls.
-``train`` scaling ranks the top of the pool sharply, and a top-20 (instead of 100) draws each batch from
-the best of that ranking, which reaches the optimum in fewer queries when the region the search zooms
-into holds it. When it does not, the search stalls: after ``stall_patience`` iterations in a row without
-a new best search value, the top-N doubles with every further such iteration (capped at the pool) and
-falls back to the schedule's N once the search finds a new best. :class:`PublishedWeakNAS`
-(``weaknas-published``) is the published loop exactly: top-100, pool scaling, no stall rule.
+It draws each batch from a top-20 (twice the batch, instead of 100), so the predicted order inside the
+top counts, with targets z-scored by iteration 0's statistics (``initial``: the published code's loose
+ranking, available in every space). When the region the search zooms into lacks the optimum, it stalls:
+after ``stall_patience`` iterations in a row without a new best search value, the top-N doubles with
+every further such iteration (capped at the pool) and falls back to the schedule's N once the search
+finds a new best. :class:`PublishedWeakNAS` (``weaknas-published``) is the published loop exactly:
+top-100, pool scaling, no stall rule.
 
 The answer: after the last batch the published code runs its fit once more (on every query under the
 published ``keep_old="all"``; ``"top"`` and ``"none"`` keep old data by their own rule) and logs that
@@ -69,8 +70,7 @@ class WeakNAS(PredictorOptimizer):
         init_sample: n0, random architectures of iteration 0 (default 10).
         sample_each_iter: k, architectures per later iteration (default 10).
         top_start, top_end, top_decay: the top-N schedule (:func:`~weaknas_ray.engine.schedule.top_n_schedule`;
-            default a constant N = 20, twice the batch: with ``train`` scaling the predicted order inside the
-            top is worth following; every published command uses a constant 100).
+            default a constant N = 20, twice the batch; every published command uses a constant 100).
         keep_old: training set of each predictor: ``"all"`` evaluated (published default); ``"top"`` the
             last batch plus those of the previous training set that the previous predictor ranked in
             its top-N; ``"none"`` only the last batch (both as in the published code).
@@ -78,7 +78,7 @@ class WeakNAS(PredictorOptimizer):
         predictor_params: extra constructor arguments of the predictor.
         n_members: ensemble size E; the uniform variant ranks by the member mean.
         target_scaling: what the targets are z-scored by (see the module docstring): ``"pool"``
-            (published; needs ``pool_stats``), ``"initial"`` or ``"train"`` (default).
+            (published; needs ``pool_stats``), ``"initial"`` (default) or ``"train"``.
         stall_patience: after this many iterations in a row without a new best search value, the top-N
             doubles with every further one until a new best is found; 0 never (default 2).
         pool_scorer: ``(predictor, request) -> ChunkResult`` replacing local whole-pool scoring (the Ray
@@ -110,7 +110,7 @@ class WeakNAS(PredictorOptimizer):
         predictor: str = "mlp",
         predictor_params: dict | None = None,
         n_members: int = 1,
-        target_scaling: str = "train",
+        target_scaling: str = "initial",
         stall_patience: int = 2,
         pool_scorer: PoolScorer | None = None,
         pool_stats: tuple[float, float] | None = None,
