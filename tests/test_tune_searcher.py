@@ -29,7 +29,7 @@ def _values(space: GridSpace) -> np.ndarray:
 
 
 def _searcher(max_sample: int = 10, **kwargs) -> WeakNASSearcher:
-    kwargs = {"metric": "acc", "mode": "max", "seed": 3, **SMALL, **kwargs}
+    kwargs = {"metric": "acc", "mode": "max", "seed": 3, "fit_in_task": False, **SMALL, **kwargs}
     return WeakNASSearcher(GridSpace(CHOICES), max_sample=max_sample, **kwargs)
 
 
@@ -249,8 +249,6 @@ def test_bad_arguments_raise_config_errors():
         _searcher(points_to_evaluate=[{"a": "x"}])
     with pytest.raises(ConfigError, match=r"evaluated_rewards must be finite numbers, got \[nan\]"):
         _searcher(points_to_evaluate=[{"arch_index": 1}], evaluated_rewards=[math.nan])
-    with pytest.raises(ConfigError, match="points_to_evaluate need a method that skips known architectures"):
-        _searcher(method="tpe", points_to_evaluate=[{"arch_index": 1}])
     with pytest.raises(ConfigError, match="metric and mode"):
         WeakNASSearcher(GridSpace(CHOICES), max_sample=8, **SMALL).suggest("t0")
 
@@ -393,7 +391,8 @@ def test_cli_tune_runs_a_small_experiment(nb201, shared_data, ray_session, quiet
 
 
 def test_space_from_tuner_param_space():
-    searcher = WeakNASSearcher(metric="acc", mode="max", max_sample=6, base_space=GridSpace(CHOICES), seed=0, **SMALL)
+    searcher = WeakNASSearcher(metric="acc", mode="max", max_sample=6, base_space=GridSpace(CHOICES), seed=0,
+                               fit_in_task=False, **SMALL)
     assert searcher.set_search_properties(None, None, {"b": tune.choice(["x"])}) is True
     assert len(searcher.space) == 12 and searcher.set_search_properties("acc", "max", {}) is False
     assert {c["b"] for c in _drive(searcher, _values(GridSpace(CHOICES)))} == {"x"}
