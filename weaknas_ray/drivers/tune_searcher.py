@@ -213,7 +213,7 @@ class WeakNASSearcher(Searcher):
         value = None if error or not result else _as_float(result.get(self._metric))
         if value is None or not math.isfinite(value):
             logger.warning("WeakNASSearcher: trial %s (%s) gave no valid %r; counted with the worst value",
-                           trial_id, self.config_of(index)[ARCH_KEY], self._metric)
+                           trial_id, self._space.arch_str(index), self._metric)
             self._batch[index] = None
         else:
             self._batch[index] = self._engine_value(value)
@@ -298,7 +298,8 @@ class WeakNASSearcher(Searcher):
             return False
         points, self._points = self._points, []
         known = dict(zip(points, self._rewards or []))
-        self._rewards = None
+        known.update((self._engine_index(point, grow=True), value) for point, value in self._added)
+        self._rewards, self._added = None, []
         run = [i for i in points if i not in known]
         self._opt.enqueue(run)
         batch = run + [i for i in asked if i not in run and i not in known]
@@ -307,8 +308,7 @@ class WeakNASSearcher(Searcher):
         self._opt.withdraw([i for i in asked if i in known])  # told below, with their rewards
         batch = batch[:room]
         self._queue, self._order, self._batch = list(batch), batch, {}
-        self._tell_known([(index, value) for index, value in known.items()] + self._added)
-        self._added = []
+        self._tell_known(list(known.items()))
         if not batch and not self._opt.finished:
             raise WeakNASError(f"WeakNASSearcher: {self.method} proposed nothing with {self._opt.n_told} of {self._opt.max_sample} told")
         return True

@@ -82,5 +82,6 @@ class OptunaTPE(Optimizer):
             if not numbers:  # added by add_evaluated: TPE learns from it as from its own trials
                 from optuna.trial import create_trial
 
+                params = self.space.params(i)
                 self._study.add_trial(create_trial(
-                    params=self.space.params(i), distributions=self._distributions, value=v))
+                    params={k: params[k] for k in self._distributions}, distributions=self._distributions, value=v))
