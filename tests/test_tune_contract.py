@@ -262,3 +262,31 @@ def test_tuner_warm_start_from_an_earlier_experiment(ray_session, tmp_path):
     constants = {"epochs": 3, "train": {"lr0": 0.1, "tag": "fixed"}}  # the searcher has its space already
     values = _check(_tuner(tmp_path, searcher, name="later", param_space=constants).fit(), 6)
     assert searcher.optimizer.n_told == 10 and len(values) == 6
+
+
+# ----- the tune command's configuration and the digits example ----------------------------------------
+
+
+def test_tune_config_is_runs_config_with_one_method(tmp_path):
+    from weaknas_ray.commands.tune import load_tune_config
+
+    config = load_tune_config(None, {"output": str(tmp_path / "exp"), "tune.mode": "min", "tune.fit_in_task": False})
+    assert config["search"]["methods"] == ["weaknas"] and config["output"] == str(tmp_path / "exp")
+    assert config["tune"]["mode"] == "min" and config["tune"]["fit_in_task"] is False
+    with pytest.raises(ConfigError, match="runs one method"):
+        load_tune_config(None, {"search.methods": ["weaknas", "random"]})
+    with pytest.raises(ConfigError, match="tune.mode"):
+        load_tune_config(None, {"tune.mode": "up"})
+    with pytest.raises(ConfigError, match="tune.bogus: unknown key"):
+        load_tune_config(None, {"tune.bogus": 1})
+
+
+def test_digits_example_runs_both_methods(ray_session, tmp_path):
+    from weaknas_ray.examples.digits import best_so_far, run_one
+
+    tiny = {"trials": 6, "seed": 0, "epochs": 1, "storage": str(tmp_path), "cpus_per_trial": 0.5}
+    weaknas = run_one("weaknas", **tiny, pool_size=100, predictor_params={"hidden": [8], "max_epochs": 10},
+                      init_sample=3, sample_each_iter=3)
+    random = run_one("random", **tiny)
+    for rows in (weaknas, random):
+        assert len(rows) == 6 and 0 < best_so_far(rows)[-1] <= 100

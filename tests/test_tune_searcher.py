@@ -375,7 +375,7 @@ def test_cli_tune_runs_a_small_experiment(nb201, shared_data, ray_session, quiet
 
     overrides = [
         f"benchmark.data_dir={shared_data}", "search.max_sample=6", "search.init_sample=3", "search.sample_each_iter=3",
-        "methods.weaknas.predictor_params={hidden: [8], max_epochs: 10}", f"tune.storage_path={tmp_path}",
+        "methods.weaknas.predictor_params={hidden: [8], max_epochs: 10}", f"output={tmp_path / 'exp'}",
         "tune.cpus_per_trial=0.5",
     ]  # fmt: skip
     args = ["tune", "--config", str(CONFIG), *[f"--set={o}" for o in overrides]]
@@ -384,7 +384,7 @@ def test_cli_tune_runs_a_small_experiment(nb201, shared_data, ray_session, quiet
     assert "6 trials in" in out and "best val_acc" in out and "benchmark optimum: search 91.6067" in out
     assert main([*args, "--set=tune.resume=true"]) == 0  # restores the finished experiment: no new trials
     assert "6 trials in" in capsys.readouterr().out
-    state = max((tmp_path / "tune-nasbench201-cifar10").glob("searcher-state-*.pkl"))
+    state = max((tmp_path / "exp").glob("searcher-state-*.pkl"))
     state.write_bytes(b"")  # what a kill in the middle of Tune's copy to storage leaves
     assert main([*args, "--set=tune.resume=true"]) == 2
     assert f"{state.name} is empty" in capsys.readouterr().err
