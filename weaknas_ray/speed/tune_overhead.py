@@ -1,6 +1,7 @@
 """Per-suggest overhead of Tune searchers on one 40-trial experiment: WeakNASSearcher (predictor fitted
 inline and in a Ray task), Optuna's TPE (``OptunaSearch``) and Tune's random search
-(``BasicVariantGenerator``), over the digits example's param_space with an instant trainable (a fixed
+(``BasicVariantGenerator``), over the digits example's param_space (width linear: Optuna takes no
+log-scaled stepped integers) with an instant trainable (a fixed
 synthetic score), so the time measured is the search algorithm's.
 
 Every call Tune makes to the search algorithm's ``next_trial`` (which calls the searcher's ``suggest``
@@ -50,6 +51,9 @@ def measure(name: str, trials: int, seed: int, storage: str) -> dict[str, float]
     from weaknas_ray.drivers.tune_searcher import WeakNASSearcher
     from weaknas_ray.examples.digits import DEFAULTS, param_space
 
+    from ray import tune as _tune
+
+    space = {**param_space(1, seed), "width": _tune.qrandint(8, 256, 8)}  # NOTE: Optuna takes no log scale with a step
     CALLS.clear()
     num_samples = trials
     if name == "random":
@@ -63,7 +67,7 @@ def measure(name: str, trials: int, seed: int, storage: str) -> dict[str, float]
     start = time.perf_counter()
     tuner = tune.Tuner(
         tune.with_resources(instant, {"cpu": 1}),
-        param_space=param_space(1, seed),
+        param_space=space,
         tune_config=tune.TuneConfig(metric="val_acc", mode="max", search_alg=search_alg, num_samples=num_samples,
                                     max_concurrent_trials=None, reuse_actors=True),  # fmt: skip
         run_config=tune.RunConfig(name=f"overhead-{name}", storage_path=storage, verbose=0),
