@@ -268,7 +268,15 @@ def test_tuner_warm_start_from_an_earlier_experiment(ray_session, tmp_path):
 
 
 def test_tune_config_is_runs_config_with_one_method(tmp_path):
-    from weaknas_ray.commands.tune import load_tune_config
+    from pathlib import Path
+
+    from weaknas_ray.commands import tune as command
+
+    # NOTE: this checkout's file (an editable install elsewhere may map the shipped configs to its own copy)
+    path = str(Path(__file__).resolve().parents[1] / "configs" / f"{command.DEFAULT_CONFIG}.yaml")
+
+    def load_tune_config(_, overrides):
+        return command.load_tune_config(path, overrides)
 
     config = load_tune_config(None, {"output": str(tmp_path / "exp"), "tune.mode": "min", "tune.fit_in_task": False})
     assert config["search"]["methods"] == ["weaknas"] and config["output"] == str(tmp_path / "exp")
