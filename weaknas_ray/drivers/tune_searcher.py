@@ -74,8 +74,9 @@ class WeakNASSearcher(Searcher):
         pool_size: candidates of a :class:`TuneSpace` that cannot be enumerated: that many are drawn,
             seeded (default 10,000).
         pool_extend: draw this many more candidates before each batch (a sampled pool only; default 0).
-        fit_in_task: fit the predictor in a Ray task while ``suggest`` returns ``None`` (``True``), in
-            ``suggest`` (``False``), or in a task when Ray runs and has a free CPU (``None``, default).
+        fit_in_task: fit the predictor in a Ray task while ``suggest`` returns ``None`` when Ray runs and
+            has a free CPU (``None``, default; ``True`` also warns when it cannot), or always in
+            ``suggest`` (``False``).
         **settings: the optimizer's own keyword arguments (``init_sample``, ``sample_each_iter``,
             ``top_start``, ``top_end``, ``predictor``, ``predictor_params``, ...).
 
@@ -400,12 +401,17 @@ _FIT_TASK = None
 
 
 def _use_task(fit_in_task: bool | None) -> bool:
-    """Whether to fit in a Ray task: ``fit_in_task``, or (``None``) when Ray runs and a CPU is free."""
-    if fit_in_task is not None:
-        return bool(fit_in_task)
+    """Whether to fit in a Ray task: never for ``False``; else when Ray runs and a CPU is free (a task
+    waiting for a CPU that idle reused trial actors hold would never run). ``True`` warns when it cannot."""
+    if fit_in_task is False:
+        return False
     import ray
 
-    return ray.is_initialized() and ray.available_resources().get("CPU", 0) >= 1
+    free = ray.is_initialized() and ray.available_resources().get("CPU", 0) >= 1
+    if fit_in_task and not free:
+        logger.warning("WeakNASSearcher: no free CPU for the predictor fit task (trials or reused actors hold them); "
+                       "fitting in suggest")
+    return free
 
 
 def _fit_task():

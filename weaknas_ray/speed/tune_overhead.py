@@ -69,7 +69,7 @@ def measure(name: str, trials: int, seed: int, storage: str) -> dict[str, float]
         tune.with_resources(instant, {"cpu": 1}),
         param_space=space,
         tune_config=tune.TuneConfig(metric="val_acc", mode="max", search_alg=search_alg, num_samples=num_samples,
-                                    max_concurrent_trials=None, reuse_actors=True),  # fmt: skip
+                                    max_concurrent_trials=2, reuse_actors=True),  # fmt: skip
         run_config=tune.RunConfig(name=f"overhead-{name}", storage_path=storage, verbose=0),
     )
     results = tuner.fit()
@@ -88,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="per-suggest overhead of Tune searchers")
     parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--num-cpus", type=int, default=2)
+    # NOTE: 2 trial slots (1 CPU each) plus one CPU the predictor-fit task can take.
+    parser.add_argument("--num-cpus", type=int, default=3)
     parser.add_argument("--methods", nargs="+", default=["random", "optuna", "weaknas-inline", "weaknas-task"])
     args = parser.parse_args(argv)
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
