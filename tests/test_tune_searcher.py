@@ -204,8 +204,9 @@ def test_save_restore_continues_exactly(tmp_path):
 def test_domain_dict_restricts_the_pool_and_maps_indices():
     base = GridSpace(CHOICES)
     searcher = WeakNASSearcher(
-        {"a": tune.choice(["y", "z"]), "c": "s"}, metric="acc", mode="max", max_sample=6, base_space=base, seed=0, **SMALL
-    )
+        {"a": tune.choice(["y", "z"]), "c": "s"}, metric="acc", mode="max", max_sample=6, base_space=base, seed=0,
+        fit_in_task=False, **SMALL,
+    )  # fmt: skip
     assert isinstance(searcher.space, SubsetSpace) and len(searcher.space) == 2 * 3 * 1
     configs = _drive(searcher, _values(base))
     assert {c["arch_index"] for c in configs} == set(searcher.space.members.tolist())
