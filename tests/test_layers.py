@@ -28,7 +28,7 @@ LAYERS: list[set[str]] = [
     {"config"},  # 6: the typed run configuration (validates against the registries below)
     {"results"},  # 7: the output folder (the runner streams repeats into it), summaries, figures
     {"drivers"},  # 8: in-process loop, Ray runner, Tune searcher
-    {"commands", "cli", "speed"},  # 9: the weaknas-ray command and the speed benchmarks
+    {"commands", "cli", "speed", "examples"},  # 9: the weaknas-ray command, the speed benchmarks, worked examples
 ]
 RANK = {unit: rank for rank, units in enumerate(LAYERS) for unit in units}
 # Imports that break the order, as (importing unit, imported unit), with the reason each is accepted.

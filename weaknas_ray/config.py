@@ -8,6 +8,7 @@ A config is a nested dict with five sections (see the shipped configs: ``weaknas
     methods: {weaknas: {predictor: mlp, predictor_params: {...}}}   # per-method constructor settings
     ray: {address: null, num_cpus: null, cpus_per_repeat: 1, ...}
     output: outputs/default
+    tune: {metric: val_acc, mode: max, ...}   # `weaknas-ray tune` only
 
 A file is merged over :data:`BASE` (neutral settings, the published WeakNAS schedule); running with no
 file uses :data:`QUICK_DEFAULT` over :data:`BASE`. A config is named by a path or by the name of a
@@ -61,6 +62,15 @@ BASE: dict[str, Any] = {
         "connect_timeout_s": 30.0,
     },
     "output": "outputs/run",
+    # NOTE: read by `weaknas-ray tune` only (docs/tune.md); `run` ignores the section.
+    "tune": {
+        "metric": "val_acc",
+        "mode": "max",
+        "max_concurrent_trials": 2,
+        "cpus_per_trial": 1,
+        "resume": False,
+        "fit_in_task": None,
+    },
 }
 
 # NOTE: the no-argument job must finish in a few minutes on 2 cores: a 2 x 256 MLP instead of the
@@ -74,7 +84,7 @@ QUICK_DEFAULT: dict[str, Any] = {
 }
 
 # Keys that do not change results: they may differ when a run is resumed.
-RESUMABLE_KEYS = ("ray.", "output", "search.repeats")
+RESUMABLE_KEYS = ("ray.", "output", "search.repeats", "tune.")
 
 
 @dataclass(frozen=True)
@@ -152,6 +162,14 @@ SCHEMA: dict[str, Any] = {
         "max_retries": Field(_INT, check=at_least(0)),
         "object_store_memory": Field(_INT, nullable=True, check=at_least(78 * 1024 * 1024)),
         "connect_timeout_s": Field(_NUM, check=lambda v: None if v > 0 else "> 0"),
+    },
+    "tune": {
+        "metric": Field(_STR),
+        "mode": Field(_STR, check=lambda v: None if v in ("max", "min") else "'max' or 'min'"),
+        "max_concurrent_trials": Field(_INT, nullable=True, check=at_least(1)),
+        "cpus_per_trial": Field(_NUM, check=lambda v: None if v > 0 else "> 0"),
+        "resume": Field((bool,)),
+        "fit_in_task": Field((bool,), nullable=True),
     },
 }
 

@@ -3,105 +3,40 @@
 
 The lookup trainable stands in for real training: replace :func:`lookup_trainable` by a function that
 builds and trains the network described by the config (``config["arch"]`` or its fields) and calls
-``tune.report`` with the same metric name. Config sections (see ``configs/tune_nasbench201.yaml``):
-``benchmark``, ``search`` and ``methods`` as for ``weaknas-ray run`` (one method), plus ``tune`` and ``ray``.
+``tune.report`` with the same metric name. The config is ``run``'s (``weaknas_ray.config``: the
+same loading, schema, ``--set`` and ``--output``), with one method in ``search.methods`` and the ``tune``
+section; ``output`` is the Tune experiment folder (see ``configs/tune_nasbench201.yaml``).
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 from typing import Any
 
-from weaknas_ray.config import SCHEMA as RUN_SCHEMA
-from weaknas_ray.config import Field, at_least, check_fields, check_finite, method_settings, read_yaml, set_key
+from weaknas_ray.config import load_config, method_settings
 from weaknas_ray.exceptions import ConfigError, RunStateError
 
-# NOTE: a quick default: 60 trials, a 2 x 64 MLP predictor; the published schedule otherwise.
-DEFAULTS: dict[str, Any] = {
-    "name": "tune-nasbench201",
-    "benchmark": {"name": "nasbench201", "dataset": "cifar10"},
-    "search": {
-        "method": "weaknas",
-        "seed": 0,
-        "max_sample": 60,
-        "init_sample": 10,
-        "sample_each_iter": 10,
-        "top_start": 100,
-        "top_end": 100,
-        "top_decay": 0.96,
-    },
-    "methods": {"weaknas": {"predictor": "mlp", "predictor_params": {"hidden": [64, 64]}}},
-    "tune": {
-        "metric": "val_acc",
-        "mode": "max",
-        "max_concurrent_trials": 2,
-        "cpus_per_trial": 1,
-        "storage_path": None,
-        "resume": False,
-    },
-    "ray": {"address": None, "num_cpus": None},
-}
-
-_POSITIVE = at_least(1)
+# NOTE: the config `weaknas-ray tune` runs without --config (a shipped one).
+DEFAULT_CONFIG = "tune_nasbench201"
 # NOTE: what lookup_trainable reports (a metric it does not report would fail every trial).
 METRICS = ("val_acc", "test_acc")
-SCHEMA: dict[str, Any] = {
-    "name": Field((str,)),
-    "search": {
-        "method": Field((str,)),
-        "seed": Field((int,), check=at_least(0)),
-        "max_sample": Field((int,), check=_POSITIVE),
-    },
-    "tune": {
-        "metric": Field((str,), check=lambda v: None if v in METRICS else f"one of {list(METRICS)}"),
-        "mode": Field((str,), check=lambda v: None if v in ("max", "min") else "'max' or 'min'"),
-        "max_concurrent_trials": Field((int,), nullable=True, check=_POSITIVE),
-        "cpus_per_trial": Field((int, float), check=lambda v: None if v > 0 else "> 0"),
-        "storage_path": Field((str,), nullable=True),
-        "resume": Field((bool,)),
-    },
-    "ray": {"address": RUN_SCHEMA["ray"]["address"], "num_cpus": Field((int,), nullable=True, check=_POSITIVE)},
-}
 
 
-def load_tune_config(path: str | None, overrides: list[str] = ()) -> dict[str, Any]:
-    """The validated tune config: :data:`DEFAULTS`, then the YAML file, then ``KEY=VALUE`` overrides
-    (values parsed as YAML).
+def load_tune_config(path: str | None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The validated tune config: ``run``'s loading, schema and overrides (:func:`~weaknas_ray.config.load_config`;
+    ``path`` default :data:`DEFAULT_CONFIG`), with exactly one method in ``search.methods``.
 
     Raises:
         ConfigError: unreadable file, unknown key, wrong type or bad value (naming the key).
     """
-    from weaknas_ray.commands.run import parse_set
-
-    config = copy.deepcopy(DEFAULTS)
-    settings = read_yaml(path) if path else {}
-    if "benchmark" in settings:  # a benchmark section replaces the default one whole, as in `run`
-        config["benchmark"] = {}
-    if "methods" in settings:
-        config["methods"] = {}
-    for key, value in _flatten(settings):
-        set_key(config, key, value)
-    for key, value in parse_set(overrides).items():
-        set_key(config, key, value)
-    check_finite(config, "")
-    check_fields(config, SCHEMA, "")
-    if not isinstance(config["benchmark"].get("name"), str):
-        raise ConfigError(f"benchmark.name: expected a benchmark name, got {config['benchmark'].get('name')!r}")
-    method_settings(config, config["search"]["method"])  # rejects settings the method does not take
+    config = load_config(path or DEFAULT_CONFIG, overrides)
+    methods = config["search"]["methods"]
+    if len(methods) != 1:
+        raise ConfigError(f"search.methods: a Tune experiment runs one method, got {methods}")
+    method_settings(config, methods[0])  # rejects settings the method does not take
+    if config["tune"]["metric"] not in METRICS:
+        raise ConfigError(f"tune.metric: expected one of {list(METRICS)}, got {config['tune']['metric']!r}")
     return config
-
-
-def _flatten(node: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    """``(dotted key, leaf)`` pairs; dicts under ``methods.<name>`` (e.g. ``predictor_params``) stay whole."""
-    pairs = []
-    for key, value in node.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, dict) and value and dotted.count(".") < (2 if dotted.startswith("methods") else 1):
-            pairs += _flatten(value, f"{dotted}.")
-        else:
-            pairs.append((dotted, value))
-    return pairs
 
 
 def lookup_trainable(config: dict[str, Any], benchmark) -> None:
@@ -167,10 +102,10 @@ def make_searcher(config: dict[str, Any], space):
     """The ``WeakNASSearcher`` a tune config describes, over ``space``."""
     from weaknas_ray.drivers.tune_searcher import WeakNASSearcher
 
-    search, tune_settings = config["search"], config["tune"]
+    search, tune_settings, method = config["search"], config["tune"], config["search"]["methods"][0]
     return WeakNASSearcher(
         space, metric=tune_settings["metric"], mode=tune_settings["mode"], max_sample=search["max_sample"],
-        method=search["method"], seed=search["seed"], **method_settings(config, search["method"]),
+        method=method, seed=search["seed"], fit_in_task=tune_settings["fit_in_task"], **method_settings(config, method),
     )  # fmt: skip
 
 
@@ -230,21 +165,24 @@ def main(args: argparse.Namespace) -> int:
 
     from weaknas_ray.benchmarks.registry import load_benchmark
 
-    config = load_tune_config(args.config, args.set)
+    from weaknas_ray.commands.run import parse_set
+
+    config = load_tune_config(args.config, {"output": args.output, **parse_set(args.set)})
     options = dict(config["benchmark"])
     benchmark = load_benchmark(options.pop("name"), **options)
     settings = config["tune"]
-    settings["storage_path"] = str(Path(settings["storage_path"] or "~/ray_results").expanduser().resolve())
+    output = Path(config["output"]).expanduser().resolve()  # the experiment folder: <storage_path>/<name>
+    settings["storage_path"], name = str(output.parent), output.name
     if not ray.is_initialized():
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         ray.init(address=config["ray"]["address"] or "local", num_cpus=config["ray"]["num_cpus"], include_dashboard=False)
-    folder = os.path.join(settings["storage_path"], config["name"])
+    folder = str(output)
     if settings["resume"] and tune.Tuner.can_restore(folder):
         check_restorable(folder)
         tuner = tune.Tuner.restore(folder, trainable=make_trainable(benchmark, settings["cpus_per_trial"]))
     else:
         check_fresh(folder)
-        tuner = make_tuner(benchmark, make_searcher(config, benchmark.space), settings, config["name"])
+        tuner = make_tuner(benchmark, make_searcher(config, benchmark.space), settings, name)
     results = tuner.fit()
     check_complete(results, config["search"]["max_sample"], folder)
     best = results.get_best_result(metric=settings["metric"], mode=settings["mode"])
@@ -260,7 +198,8 @@ def main(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("tune", help="WeakNAS as a Ray Tune searcher over a tabular benchmark")
-    parser.add_argument("--config", help="YAML tune config (default: the built-in quick NAS-Bench-201 run)")
+    parser.add_argument("--config", help=f"a YAML file or a shipped config's name (default: {DEFAULT_CONFIG})")
+    parser.add_argument("--output", help="the experiment folder (config key output)")
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE",
         help="override a config key, e.g. --set search.max_sample=40 --set tune.resume=true",

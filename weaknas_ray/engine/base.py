@@ -14,7 +14,8 @@ value internally and never return it from ``ask``. Optimizers are picklable betw
 next ``ask`` (the Tune searcher and resumable runs rely on it).
 
 What a driver may hand an optimizer goes through its constructor (e.g. ``pool_scorer``) or a public
-method declared here (:meth:`Optimizer.enqueue`, :meth:`Optimizer.withdraw`); methods with a predictor
+method declared here (:meth:`Optimizer.enqueue`, :meth:`Optimizer.withdraw`, :meth:`Optimizer.add_evaluated`,
+:meth:`Optimizer.extend_pool`); methods with a predictor
 derive from :class:`PredictorOptimizer`, whose ``next_fit`` / ``new_predictor`` / ``ask_fitted`` let a
 driver fit several repeats' predictors as one batched model. Drivers never set an optimizer's attributes.
 """
@@ -145,6 +146,48 @@ class Optimizer(ABC):
             WeakNASError: an index out of range.
         """
         self.pending[self._check_range(indices, "withdraw")] = False
+
+    def add_evaluated(self, indices: np.ndarray, values: np.ndarray, extend_budget: bool = False) -> None:
+        """Record search ``values`` of ``indices`` evaluated elsewhere (a warm start, Tune's
+        ``points_to_evaluate`` with rewards, ``add_evaluated_point``): as :meth:`tell`, but the indices
+        need not have been asked. Every method learns from them as from its own queries and never
+        proposes them. Indices of a pending batch are told as part of it.
+
+        Args:
+            extend_budget: raise ``max_sample`` by the number of new indices, so the points do not use up
+                the budget of the method's own queries (they still count in ``n_told``).
+
+        Raises:
+            WeakNASError: an index out of range or already evaluated, a repeated index, a value not finite,
+                or a budget beyond the pool.
+        """
+        idx = self._check_range(indices, "add_evaluated")
+        told = idx[self.evaluated[idx]]
+        if told.size:
+            raise WeakNASError(f"add_evaluated: indices {told.tolist()} were already evaluated")
+        if extend_budget:
+            if self.max_sample + idx.size > self.n_pool:
+                raise WeakNASError(
+                    f"add_evaluated: a budget of {self.max_sample} + {idx.size} exceeds the pool of {self.n_pool}"
+                )
+            self.max_sample += int(idx.size)
+        self.pending[idx] = True
+        self.tell(idx, values)
+
+    def extend_pool(self, n_pool: int) -> None:
+        """The space grew to ``n_pool`` architectures, the new ones appended after the old (a sampled
+        pool extended between batches); old indices keep their meaning."""
+        if n_pool < self.n_pool:
+            raise WeakNASError(f"extend_pool: the pool cannot shrink from {self.n_pool} to {n_pool}")
+        grow = n_pool - self.n_pool
+        self.evaluated = np.concatenate([self.evaluated, np.zeros(grow, dtype=bool)])
+        self.pending = np.concatenate([self.pending, np.zeros(grow, dtype=bool)])
+        old, self.n_pool = self.n_pool, int(n_pool)
+        if grow:
+            self._pool_extended(old)
+
+    def _pool_extended(self, old_n_pool: int) -> None:
+        """Hook after :meth:`extend_pool` added indices ``old_n_pool..n_pool-1`` (default: nothing)."""
 
     def _check_range(self, indices: np.ndarray, verb: str) -> np.ndarray:
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)

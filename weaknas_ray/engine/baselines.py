@@ -30,6 +30,11 @@ class RandomSearch(Optimizer):
         self._order = np.random.default_rng(seed).permutation(self.n_pool)
         self._next = 0
 
+    def _pool_extended(self, old_n_pool: int) -> None:
+        """New indices join the unseen rest of the order, shuffled with it (seeded by the pool size)."""
+        rest = np.concatenate([self._order[self._next:], np.arange(old_n_pool, self.n_pool)])
+        self._order = np.concatenate([self._order[: self._next], np.random.default_rng([self.seed, self.n_pool]).permutation(rest)])
+
     def _propose(self, room: int) -> np.ndarray:
         """The next unseen indices of the seeded permutation; indices told or pending from elsewhere
         (warm starts through the Tune searcher) are skipped, so the budget still buys new queries."""

@@ -76,5 +76,12 @@ class OptunaTPE(Optimizer):
     def _observe(self, indices: np.ndarray, values: np.ndarray) -> None:
         for i, v in zip(indices.tolist(), values.tolist()):
             self._known[i] = v
-            for number in self._waiting.pop(i, []):
+            numbers = self._waiting.pop(i, [])
+            for number in numbers:
                 self._study.tell(number, v)
+            if not numbers:  # added by add_evaluated: TPE learns from it as from its own trials
+                from optuna.trial import create_trial
+
+                params = self.space.params(i)
+                self._study.add_trial(create_trial(
+                    params={k: params[k] for k in self._distributions}, distributions=self._distributions, value=v))

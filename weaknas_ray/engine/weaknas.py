@@ -136,6 +136,7 @@ class WeakNAS(PredictorOptimizer):
             )
         self.space = space
         self.sizes = query_sizes(init_sample, sample_each_iter, max_sample)
+        self.sample_each_iter = int(sample_each_iter)
         self.top_n = top_n_schedule(len(self.sizes), top_start, top_end, top_decay)
         self.keep_old = keep_old
         self.predictor = predictor
@@ -187,9 +188,10 @@ class WeakNAS(PredictorOptimizer):
         return np.random.default_rng([self.seed, z])
 
     def _n_top(self, z: int) -> int:
-        """N of the batch of iteration ``z`` (>= 1): the published ``top_acc_list[z - 1]``, doubled for every
-        stalled iteration from ``stall_patience`` on (capped at the pool)."""
-        n = int(self.top_n[z - 1])
+        """N of the batch of iteration ``z`` (>= 1): the published ``top_acc_list[z - 1]`` (its last entry once
+        added points run past the schedule), doubled for every stalled iteration from ``stall_patience`` on
+        (capped at the pool)."""
+        n = int(self.top_n[min(z, len(self.top_n)) - 1])
         if not self.stall_patience:
             return n
         doublings = self.stalled_iterations() - self.stall_patience + 1
@@ -204,9 +206,11 @@ class WeakNAS(PredictorOptimizer):
         if self.pending.any():  # one iteration's batch at a time: wait until it is told
             return np.empty(0, dtype=np.int64)
         z = self.iteration
-        k = min(self.sizes[z], room)
-        if z == 0:
-            return self._rng(0).choice(self.n_pool, size=k, replace=False)
+        # NOTE: points added by add_evaluated can shift the iterations past the schedule: later ones use k.
+        k = min(self.sizes[z] if z < len(self.sizes) else self.sample_each_iter, room)
+        if z == 0:  # the same draw as choice(n_pool) when nothing is known yet
+            free = np.flatnonzero(~(self.evaluated | self.pending))
+            return self._rng(0).choice(free, size=min(k, free.size), replace=False)
         model, data = self._fit(z)
         excluded = self.evaluated | self.pending
         observed = (np.asarray(self.history.values) - data.mean) / data.std
