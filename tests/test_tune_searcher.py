@@ -391,7 +391,7 @@ def test_cli_tune_runs_a_small_experiment(nb201, shared_data, ray_session, quiet
     state.write_bytes(b"")  # what a kill in the middle of Tune's copy to storage leaves
     assert main([*args, "--set=tune.resume=true"]) == 2
     assert f"{state.name} is empty" in capsys.readouterr().err
-    for path in (tmp_path / "tune-nasbench201-cifar10").glob("*state*"):
+    for path in (tmp_path / "exp").glob("*state*"):
         path.unlink()  # killed before Tune saved any state: it restarts the experiment from its tuner.pkl
     assert main([*args, "--set=tune.resume=true"]) == 2
     assert "not search.max_sample = 6: its saved state was incomplete" in capsys.readouterr().err
