@@ -207,3 +207,23 @@ def test_two_node_cluster_runs_through_address(tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
     results = pd.read_parquet(out / "results.parquet")
     assert sorted(results["repeat"].unique()) == [0, 1] and len(results) == 80
+
+
+def test_sigterm_is_told_from_ctrl_c_also_when_ray_retypes_the_interrupt():
+    """Ray re-raises an interrupt caught while its driver waits as a plain KeyboardInterrupt: the
+    SIGTERM handler's record still tells it from Ctrl-C."""
+    script = (
+        "import os, signal\n"
+        "from weaknas_ray.exceptions import interrupt_on_sigterm, terminated_by\n"
+        "print(terminated_by(KeyboardInterrupt()))\n"
+        "interrupt_on_sigterm()\n"
+        "try:\n"
+        "    try:\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    except KeyboardInterrupt:\n"
+        "        raise KeyboardInterrupt  # what Ray's check_signals does\n"
+        "except KeyboardInterrupt as exc:\n"
+        "    print(type(exc).__name__, terminated_by(exc))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    assert out.split("\n")[:2] == ["False", "KeyboardInterrupt True"]

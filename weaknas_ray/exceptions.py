@@ -32,6 +32,18 @@ class Terminated(KeyboardInterrupt):
     """The process received SIGTERM (what ``timeout``, Slurm and Kubernetes send): handled like Ctrl-C."""
 
 
+class _Sigterm:
+    """Whether SIGTERM arrived: Ray turns an interrupt raised while its driver waits (``ray.wait``) into a
+    plain KeyboardInterrupt, so the exception's type alone cannot tell SIGTERM from Ctrl-C."""
+
+    received = False
+
+
+def terminated_by(exc: BaseException) -> bool:
+    """True when ``exc`` (a KeyboardInterrupt) unwinds from SIGTERM rather than Ctrl-C."""
+    return isinstance(exc, Terminated) or _Sigterm.received
+
+
 def interrupt_on_sigterm() -> None:
     """Make SIGTERM raise :class:`Terminated` in the main thread, so it unwinds like Ctrl-C (workers
     stopped, finished repeats kept). Ray replaces the handler when the driver connects: call it again then."""
@@ -39,6 +51,7 @@ def interrupt_on_sigterm() -> None:
     import threading
 
     def handler(signum, frame):
+        _Sigterm.received = True
         raise Terminated()
 
     if threading.current_thread() is threading.main_thread():

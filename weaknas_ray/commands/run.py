@@ -76,7 +76,7 @@ def parse_set(items: list[str]) -> dict:
 def main(args: argparse.Namespace) -> int:
     from weaknas_ray.config import load_config
     from weaknas_ray.drivers.ray_runner import run_search
-    from weaknas_ray.exceptions import Terminated, interrupt_on_sigterm
+    from weaknas_ray.exceptions import interrupt_on_sigterm, terminated_by
     from weaknas_ray.results.report import start_embedding
 
     interrupt_on_sigterm()
@@ -92,10 +92,11 @@ def main(args: argparse.Namespace) -> int:
 
         store = RunStore(config["output"])
         kept = len(store.finished()) if store.repeats_dir.is_dir() else 0
-        how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        sigterm = terminated_by(exc)
+        how = "terminated (SIGTERM)" if sigterm else "interrupted"
         print(f"\n{how}: {kept} finished repeat(s) kept in {store.root.resolve()}; "
               "rerun the same command to resume", file=sys.stderr)
-        return 143 if isinstance(exc, Terminated) else 130
+        return 143 if sigterm else 130
     report(outcome, embedding[0] if embedding else None)
     if outcome.failures:
         print(f"{len(outcome.failures)} repeat(s) failed: see {outcome.output / 'failures.json'}; "
