@@ -108,7 +108,7 @@ def test_ei_run_with_member_tasks_on_two_raylets(tmp_path):
         subprocess.run([sys.executable, "-c", wait_nodes], env=env, check=True, timeout=45, cwd=ROOT)
         run = subprocess.run(
             [sys.executable, "-m", "weaknas_ray.cli", "run", "--config", str(config), "--address", f"127.0.0.1:{gcs}",
-             "--output", str(out)],
+             "--output", str(out), "--allow-loader", "tests.test_cluster:tiny_benchmark"],
             env=env, cwd=ROOT, capture_output=True, text=True, timeout=90,
         )
         assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]

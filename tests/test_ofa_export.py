@@ -38,6 +38,7 @@ def test_the_answer_is_the_best_repeat_unless_one_is_named(run):
         ARCHS[1], {"method": "weaknas", "repeat": 1, "seed": 11, "reported_value": 82.0}
     )
     assert _answer(str(run), "weaknas", 0)[0] == ARCHS[0]
+    assert _answer(str(run), None, None)[1]["method"] == "weaknas"  # the first method with final answers
     with pytest.raises(ConfigError, match="no final answer of method 'weaknas' repeat 5"):
         _answer(str(run), "weaknas", 5)
     with pytest.raises(ConfigError, match="no final answer of method 'evolution'"):

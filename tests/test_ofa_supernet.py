@@ -121,10 +121,10 @@ def test_supernet_config_runs_end_to_end(ray_session, tiny_imagenet, tmp_path):
     root = Path(__file__).resolve().parents[1]
     overrides = {f"benchmark.{key}": value for key, value in TINY.items()}
     overrides.update({
-        "benchmark.imagenet": str(tiny_imagenet), "output": str(tmp_path / "run"), "search.methods": ["weaknas"],
+        "benchmark.imagenet": str(tiny_imagenet), "output": str(tmp_path / "run"), "search.methods": ["weaknas-published"],
         "search.repeats": 1, "search.max_sample": 4, "search.init_sample": 2, "search.sample_each_iter": 2,
         "search.top_start": 4, "search.top_end": 4, "ray.cpus_per_repeat": 1,
-        "methods.weaknas.predictor_params": {"n_rounds": 5, "max_depth": 3},
+        "methods.weaknas-published.predictor_params": {"n_rounds": 5, "max_depth": 3},
     })  # fmt: skip
     config = load_config(root / "configs" / "ofa_mbv3_supernet.yaml", overrides)
     bench = load_configured_benchmark(config)

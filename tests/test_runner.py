@@ -67,10 +67,10 @@ def test_runner_equals_in_process_loop(ray_session, tmp_path):
     final = pd.read_parquet(outcome.output / "final_top1.parquet")
     assert final["method"].unique().tolist() == ["weaknas"] and final.shape[0] == 2
     assert (final["reported_value"] == bench.oracle.reported[final["arch_index"]]).all()
-    for row in final.itertuples():  # the answer of a predictor fitted on all 30 queries
+    for row in final.itertuples():  # the answer of a predictor fitted on all the repeat's queries
         opt = make_optimizer("weaknas", bench.space, 30, row.seed, **method_settings(config, "weaknas"))
-        run_repeat(opt, bench.oracle)
-        assert row.arch_index == opt.final_prediction()[0] and row.queries == 30 and row.iteration == opt.iteration
+        run_repeat(opt, bench.oracle, stop_at_optimum=config["search"]["stop_at_optimum"])
+        assert row.arch_index == opt.final_prediction()[0] and row.queries == opt.n_told and row.iteration == opt.iteration
         assert row.already_queried == bool(opt.evaluated[row.arch_index])
     again = run_search(config, benchmark=bench, progress=False, echo=lambda *_: None)
     assert (again.ran, again.skipped) == (0, 4)

@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     which = export.add_mutually_exclusive_group(required=True)
     which.add_argument("--arch", help="a subnet string 'ks=...|e=...|d=...|r=236' (a result row's arch)")
     which.add_argument("--run", help="a run's output folder: export a repeat's final answer (final_top1.parquet)")
-    export.add_argument("--method", default="weaknas", help="with --run: the method (default weaknas)")
+    export.add_argument("--method", help="with --run: the method (default: the run's first method with final answers)")
     export.add_argument("--repeat", type=int, help="with --run: the repeat (default: the best answer)")
     export.add_argument("--out", required=True, help="output folder")
     export.add_argument("--weights", help="supernet checkpoint: also write subnet.pth and net.config")
@@ -55,8 +55,9 @@ def _pack(args: argparse.Namespace) -> int:
     return 0
 
 
-def _answer(run: str, method: str, repeat: int | None) -> tuple[str, dict]:
-    """The arch string and record of a run's final answer (best reported value unless ``repeat`` is given).
+def _answer(run: str, method: str | None, repeat: int | None) -> tuple[str, dict]:
+    """The arch string and record of a run's final answer (best reported value unless ``repeat`` is given) of
+    ``method`` (``None``: the first method with final answers, in the run's method order).
 
     Raises:
         ConfigError: no final answers of ``method`` (or that repeat) in the run.
@@ -69,6 +70,7 @@ def _answer(run: str, method: str, repeat: int | None) -> tuple[str, dict]:
         frame = pd.read_parquet(f"{run}/final_top1.parquet")
     except (OSError, ValueError) as exc:
         raise BenchmarkDataError(f"--run {run}: cannot read final_top1.parquet ({exc})") from exc
+    method = method or (str(frame["method"].iloc[0]) if len(frame) else "weaknas")
     rows = frame[(frame["method"] == method) & ((frame["repeat"] == repeat) if repeat is not None else True)]
     if rows.empty:
         raise ConfigError(
