@@ -237,3 +237,13 @@ def test_dump_round_trips(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text(dump_yaml(config))
     assert read_yaml(path) == config
+
+
+def test_the_stall_rule_is_switched_off_by_null():
+    """``stall_patience: null`` is the documented "no stall rule" and passes the config checker; 0 does not."""
+    from weaknas_ray.commands.run import parse_set
+
+    config = load_config(overrides=parse_set(["methods.weaknas.stall_patience=null", "search.max_sample=50"]))
+    assert method_settings(config, "weaknas")["stall_patience"] is None and config["search"]["max_sample"] == 50
+    with pytest.raises(ConfigError, match="methods.weaknas.stall_patience: expected an integer >= 1, got 0"):
+        method_settings(load_config(overrides={"methods.weaknas.stall_patience": 0}), "weaknas")

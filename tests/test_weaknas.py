@@ -58,7 +58,7 @@ def _ranking(model) -> np.ndarray:
 
 def test_batches_follow_the_schedules_and_seeds(fixed):
     opt = WeakNAS(space(), max_sample=95, seed=4, init_sample=25, sample_each_iter=10, n_members=3,
-                  top_start=200, top_end=20, top_decay=0.9, stall_patience=0, target_scaling="train")
+                  top_start=200, top_end=20, top_decay=0.9, stall_patience=None, target_scaling="train")
     top_n = top_n_schedule(8, 200, 20, 0.9)
     df = run_repeat(opt, TableOracle(VALUES))
     assert df.groupby("iteration").size().tolist() == query_sizes(25, 10, 95)
@@ -360,8 +360,8 @@ def test_a_stalled_search_widens_the_top_n_until_it_finds_a_new_best(fixed):
 def test_published_weaknas_is_the_published_loop():
     """``weaknas-published`` z-scores by the pool and never switches; it needs the pool's statistics."""
     opt = make_optimizer("weaknas-published", space(), 30, 0, pool_stats=(0.0, 1.0))
-    assert (opt.method, opt.target_scaling, opt.stall_patience) == ("weaknas-published", "pool", 0)
+    assert (opt.method, opt.target_scaling, opt.stall_patience) == ("weaknas-published", "pool", None)
     with pytest.raises(ConfigError, match="weaknas-published.target_scaling: 'pool' needs"):
         make_optimizer("weaknas-published", space(), 30, 0)
-    with pytest.raises(ConfigError, match="weaknas.stall_patience must be >= 0"):
-        WeakNAS(space(), 30, 0, stall_patience=-1)
+    with pytest.raises(ConfigError, match=r"weaknas.stall_patience must be >= 1 or null \(no stall rule\), got 0"):
+        WeakNAS(space(), 30, 0, stall_patience=0)

@@ -174,13 +174,23 @@ SCHEMA: dict[str, Any] = {
 }
 
 
+class _Null:
+    """An override that sets a key to null, told apart from ``None``, an unset command-line flag."""
+
+    def __repr__(self) -> str:
+        return "NULL"
+
+
+NULL = _Null()
+
+
 def load_config(path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The resolved, validated config.
 
     Args:
         path: a YAML file merged over :data:`BASE`; ``None`` uses the embedded :data:`QUICK_DEFAULT`.
         overrides: dotted key -> value (e.g. ``{"search.repeats": 2}``), applied last; ``None`` values
-            are skipped (an unset command-line flag).
+            are skipped (an unset command-line flag), :data:`NULL` sets null (``--set KEY=null``).
 
     Returns:
         The full config dict (every key of :data:`BASE`).
@@ -195,7 +205,7 @@ def load_config(path: str | os.PathLike | None = None, overrides: dict[str, Any]
         _merge(config, read_yaml(path), "", source=str(path))
     for key, value in (overrides or {}).items():
         if value is not None:
-            set_key(config, key, value)
+            set_key(config, key, None if value is NULL else value)
     validate(config)
     return config
 

@@ -55,9 +55,11 @@ def add_allow_loader(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_set(items: list[str]) -> dict:
-    """``["a.b=1", ...]`` -> ``{"a.b": 1}`` with YAML-parsed values (safe YAML: no Python tags)."""
+    """``["a.b=1", ...]`` -> ``{"a.b": 1}`` with YAML-parsed values (safe YAML: no Python tags); ``a.b=null``
+    gives :data:`~weaknas_ray.config.NULL`, which sets the key to null."""
     import yaml
 
+    from weaknas_ray.config import NULL
     from weaknas_ray.exceptions import ConfigError
 
     out = {}
@@ -66,7 +68,8 @@ def parse_set(items: list[str]) -> dict:
         if not sep or not key:
             raise ConfigError(f"--set: expected KEY=VALUE, got {item!r}")
         try:
-            out[key.strip()] = yaml.safe_load(text)
+            value = yaml.safe_load(text)
+            out[key.strip()] = NULL if value is None else value
         except yaml.YAMLError as exc:
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
             raise ConfigError(f"--set {key.strip()}: not a plain YAML value: {problem}") from None

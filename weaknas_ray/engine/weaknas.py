@@ -80,7 +80,7 @@ class WeakNAS(PredictorOptimizer):
         target_scaling: what the targets are z-scored by (see the module docstring): ``"pool"``
             (published; needs ``pool_stats``), ``"initial"`` (default) or ``"train"``.
         stall_patience: after this many iterations in a row without a new best search value, the top-N
-            doubles with every further one until a new best is found; 0 never (default 2).
+            doubles with every further one until a new best is found; ``None`` never (default 2).
         pool_scorer: ``(predictor, request) -> ChunkResult`` replacing local whole-pool scoring (the Ray
             runner passes one that scores chunks in tasks); must equal :func:`~weaknas_ray.acquisition.score_pool`.
         pool_stats: ``(mean, population std)`` of the search signal over the whole pool, where the oracle
@@ -111,7 +111,7 @@ class WeakNAS(PredictorOptimizer):
         predictor_params: dict | None = None,
         n_members: int = 1,
         target_scaling: str = "initial",
-        stall_patience: int = 2,
+        stall_patience: int | None = 2,
         pool_scorer: PoolScorer | None = None,
         pool_stats: tuple[float, float] | None = None,
         fitter: Fitter | None = None,
@@ -123,8 +123,8 @@ class WeakNAS(PredictorOptimizer):
             raise ConfigError(f"{self.method}.keep_old: unknown {keep_old!r}; choose one of {list(KEEP_OLD)}")
         if n_members < 1:
             raise ConfigError(f"{self.method}.n_members must be >= 1, got {n_members}")
-        if stall_patience < 0:
-            raise ConfigError(f"{self.method}.stall_patience must be >= 0, got {stall_patience}")
+        if stall_patience is not None and stall_patience < 1:
+            raise ConfigError(f"{self.method}.stall_patience must be >= 1 or null (no stall rule), got {stall_patience}")
         if target_scaling not in TARGET_SCALING:
             raise ConfigError(
                 f"{self.method}.target_scaling: unknown {target_scaling!r}; choose one of {list(TARGET_SCALING)}"
@@ -145,7 +145,7 @@ class WeakNAS(PredictorOptimizer):
         self.pool_scorer = pool_scorer
         self.fitter = fitter
         self.target_scaling = target_scaling
-        self.stall_patience = int(stall_patience)
+        self.stall_patience = None if stall_patience is None else int(stall_patience)
         self.pool_stats = None if pool_stats is None else (float(pool_stats[0]), float(pool_stats[1]))
         self._kept = np.empty(0, dtype=np.int64)  # keep_old="top": what the next training set keeps
         self._given_model: Predictor | None = None  # set only inside ask_fitted
@@ -288,7 +288,7 @@ class PublishedWeakNAS(WeakNAS):
     method = "weaknas-published"
 
     def __init__(self, space, max_sample: int, seed: int, top_start: int = 100, top_end: int = 100,
-                 target_scaling: str = "pool", stall_patience: int = 0, **settings):
+                 target_scaling: str = "pool", stall_patience: int | None = None, **settings):
         super().__init__(space, max_sample, seed, top_start=top_start, top_end=top_end, target_scaling=target_scaling,
                          stall_patience=stall_patience, **settings)
 
@@ -304,7 +304,7 @@ class WeakNASEI(WeakNAS):
         calibration: the ensemble std is divided by this (published 5).
         target_scaling: as in :class:`WeakNAS`; default ``"initial"`` (the published code's ``"pool"``
             needs an oracle that knows the pool).
-        stall_patience: as in :class:`WeakNAS`; default 0 (EI explores by itself).
+        stall_patience: as in :class:`WeakNAS`; default ``None``, no stall rule (EI explores by itself).
         **settings: every other :class:`WeakNAS` argument.
     """
 
@@ -312,7 +312,8 @@ class WeakNASEI(WeakNAS):
     acquisition = "ei"
 
     def __init__(self, space, max_sample: int, seed: int, n_members: int = 5, ei: str = "corrected",
-                 calibration: float = 5.0, target_scaling: str = "initial", stall_patience: int = 0, **settings):
+                 calibration: float = 5.0, target_scaling: str = "initial", stall_patience: int | None = None,
+                 **settings):
         super().__init__(space, max_sample, seed, n_members=n_members, target_scaling=target_scaling,
                          stall_patience=stall_patience, **settings)
         incumbent(np.zeros(1), ei)  # validates the variant name now, not at iteration 1
