@@ -1,6 +1,7 @@
 """The cluster recipe on one machine: two raylets (a head and a worker node, one CPU each) joined by
 ``weaknas-ray run --address``, running a fixed-seed EI search whose ensemble is fitted by member tasks and
-scored by chunk tasks; its rows equal the in-process run's.
+scored by chunk tasks; its rows equal the in-process run's. And node loss: the worker node's raylet is
+killed mid-run, and the run still finishes every repeat on the head.
 
 Cleanup: ``ray stop`` would stop every Ray instance of the machine (other runs included), so each raylet
 is started with ``ray start --block`` in its own session and ended by signalling that session, then any
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +41,28 @@ def tiny_benchmark() -> Benchmark:
     X = rng.normal(size=(400, 6))
     acc = X @ rng.normal(size=6) + 0.1 * rng.normal(size=400)
     return Benchmark("tiny", ArraySpace(X, name="tiny"), TableOracle(acc, acc + 1.0))
+
+
+class SlowOracle(TableOracle):
+    """A table oracle that sleeps ``delay`` seconds per batch: repeats last long enough to lose a node."""
+
+    def __init__(self, search, reported, delay: float):
+        super().__init__(search, reported)
+        self.delay = delay
+
+    def for_repeat(self, seed):
+        return SlowOracle(self.search, self.reported, self.delay)
+
+    def evaluate(self, indices):
+        time.sleep(self.delay)
+        return super().evaluate(indices)
+
+
+def slow_benchmark(delay: float = 0.5) -> Benchmark:
+    """The node-loss run's benchmark (``benchmark.loader: tests.test_cluster:slow_benchmark``)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 4))
+    return Benchmark("slow-tiny", ArraySpace(X, name="slow-tiny"), SlowOracle(X.sum(axis=1), X.sum(axis=1) + 1.0, delay))
 
 
 def _free_ports(n: int) -> list[int]:
@@ -71,9 +95,23 @@ def _end(procs: list[subprocess.Popen], temp: str) -> None:
     shutil.rmtree(temp, ignore_errors=True)
 
 
-@pytest.mark.slow
-def test_ei_run_with_member_tasks_on_two_raylets(tmp_path):
-    temp = tempfile.mkdtemp(prefix="wnr18_", dir="/tmp")  # short: Ray's socket paths are length-limited
+@contextmanager
+def _two_raylets(tmp_path: Path, prefix: str):
+    """A head and a worker raylet of one CPU each, ended (with their strays) on exit; waits until both
+    CPUs show.
+
+    Yields:
+        The GCS port, the environment of processes joining it, the worker node's node-manager port.
+    """
+    temp = tempfile.mkdtemp(prefix=prefix, dir="/tmp")  # short: Ray's socket paths are length-limited
+    procs: list[subprocess.Popen] = []
+    try:
+        yield _start_two_raylets(tmp_path, temp, procs)
+    finally:
+        _end(procs, temp)
+
+
+def _start_two_raylets(tmp_path: Path, temp: str, procs: list[subprocess.Popen]) -> tuple[int, dict, int]:
     gcs, *ports = _free_ports(13)
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     env.pop("RAY_ADDRESS", None)
@@ -87,13 +125,27 @@ def test_ei_run_with_member_tasks_on_two_raylets(tmp_path):
     head = [ray_bin, "start", "--head", f"--port={gcs}", f"--temp-dir={temp}", "--include-dashboard=false",
             *common, *node_ports(ports[:6])]
     worker = [ray_bin, "start", f"--address=127.0.0.1:{gcs}", *common, *node_ports(ports[6:12])]
-    procs: list[subprocess.Popen] = []
+    logs = [open(tmp_path / f"raylet{i}.log", "w") for i in range(2)]
+    procs.append(subprocess.Popen(head, env=env, start_new_session=True, stdout=logs[0], stderr=subprocess.STDOUT))
+    time.sleep(8)
+    procs.append(subprocess.Popen(worker, env=env, start_new_session=True, stdout=logs[1], stderr=subprocess.STDOUT))
+    wait_nodes = (f"import ray,time; ray.init(address='127.0.0.1:{gcs}', log_to_driver=False)\n"
+                  "for _ in range(60):\n    if ray.cluster_resources().get('CPU', 0) >= 2: break\n    time.sleep(0.5)\n"
+                  "assert ray.cluster_resources().get('CPU', 0) >= 2, ray.cluster_resources()")
+    subprocess.run([sys.executable, "-c", wait_nodes], env=env, check=True, timeout=45, cwd=ROOT)
+    return gcs, env, ports[6]
+
+
+def _run_command(config: Path, gcs: int, out: Path, loader: str, *more: str) -> list[str]:
+    """``weaknas-ray run`` of ``config`` on the cluster, allowed this module's ``loader``."""
+    return [sys.executable, "-m", "weaknas_ray.cli", "run", *more, "--config", str(config), "--address",
+            f"127.0.0.1:{gcs}", "--output", str(out), "--allow-loader", f"tests.test_cluster:{loader}"]
+
+
+@pytest.mark.slow
+def test_ei_run_with_member_tasks_on_two_raylets(tmp_path):
     start = time.monotonic()
-    try:
-        logs = [open(tmp_path / f"raylet{i}.log", "w") for i in range(2)]
-        procs.append(subprocess.Popen(head, env=env, start_new_session=True, stdout=logs[0], stderr=subprocess.STDOUT))
-        time.sleep(8)
-        procs.append(subprocess.Popen(worker, env=env, start_new_session=True, stdout=logs[1], stderr=subprocess.STDOUT))
+    with _two_raylets(tmp_path, "wnr18_") as (gcs, env, _):
         out = tmp_path / "run"
         config = tmp_path / "ei.yaml"
         config.write_text(
@@ -102,18 +154,10 @@ def test_ei_run_with_member_tasks_on_two_raylets(tmp_path):
             f"methods: {{weaknas-ei: {SETTINGS!r}}}\n".replace("'", '"')
             + "ray: {member_tasks: 3, chunk_size: 128}\n"
         )
-        wait_nodes = (f"import ray,time; ray.init(address='127.0.0.1:{gcs}', log_to_driver=False)\n"
-                      "for _ in range(60):\n    if ray.cluster_resources().get('CPU', 0) >= 2: break\n    time.sleep(0.5)\n"
-                      "assert ray.cluster_resources().get('CPU', 0) >= 2, ray.cluster_resources()")
-        subprocess.run([sys.executable, "-c", wait_nodes], env=env, check=True, timeout=45, cwd=ROOT)
         run = subprocess.run(
-            [sys.executable, "-m", "weaknas_ray.cli", "run", "--config", str(config), "--address", f"127.0.0.1:{gcs}",
-             "--output", str(out), "--allow-loader", "tests.test_cluster:tiny_benchmark"],
-            env=env, cwd=ROOT, capture_output=True, text=True, timeout=90,
+            _run_command(config, gcs, out, "tiny_benchmark"), env=env, cwd=ROOT, capture_output=True, text=True, timeout=90,
         )
         assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
-    finally:
-        _end(procs, temp)
     assert time.monotonic() - start < 150
     got = pd.read_parquet(out / "results.parquet")
     cfg = load_config(config)
@@ -121,3 +165,53 @@ def test_ei_run_with_member_tasks_on_two_raylets(tmp_path):
     want = run_repeat(opt, tiny_benchmark().oracle.for_repeat(3))
     pd.testing.assert_frame_equal(got[want.columns].drop(columns=["elapsed_s"]).reset_index(drop=True),
                                   want.drop(columns=["elapsed_s"]).reset_index(drop=True))
+
+
+def _raylet_pid(node_manager_port: int) -> int:
+    """The pid of the raylet listening on ``node_manager_port`` (this test's own worker node)."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if args and args[0].endswith(b"/raylet") and f"--node_manager_port={node_manager_port}".encode() in args:
+            return int(cmdline.parent.name)
+    raise AssertionError(f"no raylet with --node_manager_port={node_manager_port}")
+
+
+@pytest.mark.slow
+def test_run_finishes_every_repeat_after_a_worker_node_dies(tmp_path):
+    """Issue 14.1: SIGKILL the worker node's raylet while both nodes run repeats. The repeat lost with it
+    is retried on the head (whose CPU the surviving actor holds), and the run ends with every repeat
+    instead of waiting forever for a CPU for a replacement actor."""
+    start = time.monotonic()
+    with _two_raylets(tmp_path, "wnr14_") as (gcs, env, worker_port):
+        out = tmp_path / "run"
+        config = tmp_path / "random.yaml"
+        config.write_text(
+            "benchmark: {loader: 'tests.test_cluster:slow_benchmark', delay: 0.5}\n"
+            "search: {methods: [random], repeats: 8, max_sample: 40, seed: 0}\n"
+        )
+        run = subprocess.Popen(
+            _run_command(config, gcs, out, "slow_benchmark", "--no-progress"), env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not list(out.glob("repeats/*__r????.parquet")):  # both actors are busy with their second repeats
+                assert run.poll() is None and time.monotonic() < deadline, "the run ended or stalled before the kill"
+                time.sleep(0.2)
+            os.kill(_raylet_pid(worker_port), signal.SIGKILL)
+            try:
+                output, _ = run.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(run.pid, signal.SIGKILL)
+                output, _ = run.communicate()
+                pytest.fail("the run still ran 60 s after the worker node died:\n" + output[-3000:])
+        finally:  # a failed check above must not leave the run behind
+            if run.poll() is None:
+                os.killpg(run.pid, signal.SIGKILL)
+    assert run.returncode == 0, output[-3000:]
+    assert "failed, attempt 1 of 2" in output and "; retrying" in output, output[-3000:]
+    results = pd.read_parquet(out / "results.parquet")
+    assert sorted(results["repeat"].unique()) == list(range(8)) and len(results) == 8 * 40
+    assert time.monotonic() - start < 120

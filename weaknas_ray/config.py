@@ -60,6 +60,7 @@ BASE: dict[str, Any] = {
         "max_retries": 1,
         "object_store_memory": None,
         "connect_timeout_s": 30.0,
+        "placement_timeout_s": 120.0,
     },
     "output": "outputs/run",
     # NOTE: read by `weaknas-ray tune` only (docs/tune.md); `run` ignores the section.
@@ -162,6 +163,7 @@ SCHEMA: dict[str, Any] = {
         "max_retries": Field(_INT, check=at_least(0)),
         "object_store_memory": Field(_INT, nullable=True, check=at_least(78 * 1024 * 1024)),
         "connect_timeout_s": Field(_NUM, check=lambda v: None if v > 0 else "> 0"),
+        "placement_timeout_s": Field(_NUM, check=lambda v: None if v > 0 else "> 0"),
     },
     "tune": {
         "metric": Field(_STR),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -249,28 +250,68 @@ class _Dispatcher:
             ray_cfg["cpus_per_chunk"],
             members,
         )
-        self.workers = [self._new_worker() for _ in range(min(slots, len(self.queue)))]
+        self.placement_timeout = ray_cfg["placement_timeout_s"]
+        self.start_error = ""
+        self.workers: list = []
+        self.pending: dict[Any, Any] = {}  # ready-call ref -> actor not placed yet
+        for _ in range(min(slots, len(self.queue))):
+            self._new_worker()
         self.bar = _Progress(tasks, progress)
 
     def _new_worker(self):
-        return _remote_worker().options(**self.options).remote(*self.args)
+        """Start an actor; it takes repeats once Ray has placed it (its ready call answered)."""
+        worker = _remote_worker().options(**self.options).remote(*self.args)
+        self.workers.append(worker)
+        self.pending[worker.__ray_ready__.remote()] = worker
+        return worker
+
+    def _release(self, worker) -> None:
+        """End an actor (dead, or idle with nothing left to hand out): its CPUs go back to the cluster."""
+        import ray
+
+        self.workers.remove(worker)
+        try:
+            ray.kill(worker)
+        except ray.exceptions.RayError:
+            pass
 
     def run(self) -> list[dict[str, Any]]:
+        """Hand repeats to placed actors only: an actor Ray cannot place (its node was lost and the
+        surviving CPUs are held) never holds a repeat; idle actors are ended once the queue is empty.
+
+        Raises:
+            WeakNASError: repeats remain but no actor has been placed for ``ray.placement_timeout_s``
+                (or none is left to place).
+        """
         import ray
 
         failures: list[dict[str, Any]] = []
         running: dict[Any, tuple[Any, list[RepeatTask]]] = {}
-        idle = list(self.workers)
+        idle: list = []  # placed actors with nothing to run
         finished_queries = 0
+        stalled_since = None
         try:
             while self.queue or running:
                 while self.queue and idle:
                     worker, group = idle.pop(), self.queue.pop(0)
                     running[worker.run.remote(group)] = (worker, group)
-                ready, _ = ray.wait(list(running), num_returns=1, timeout=POLL_S)
+                if not self.queue:
+                    for worker in idle:
+                        self._release(worker)
+                    idle.clear()
+                if self.queue and not running:  # nothing runs and no placed actor is free
+                    stalled_since = stalled_since or time.monotonic()
+                    self._check_stall(time.monotonic() - stalled_since)
+                else:
+                    stalled_since = None
+                refs = [*running, *self.pending]
+                ready, _ = ray.wait(refs, num_returns=1, timeout=POLL_S)
                 if ready:  # every other result that is in too: a second dead actor must not wait a pass
-                    ready, _ = ray.wait(list(running), num_returns=len(running), timeout=0)
+                    ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
                 for ref in ready:
+                    if ref in self.pending:
+                        self._placed(ref, idle)
+                        continue
                     worker, group = running.pop(ref)
                     try:
                         outcomes = ray.get(ref)
@@ -281,13 +322,48 @@ class _Dispatcher:
                             self.store.write_repeat(task.method, task.repeat, rows, final)
                             finished_queries += task.max_sample
                             self.bar.update_repeat()
-                    idle.append(worker)
+                    if worker is not None:
+                        idle.append(worker)
                 self.bar.show(finished_queries + self._live_queries(running))
         finally:
             self.bar.close()
             for worker in self.workers:
                 ray.kill(worker)
         return failures
+
+    def _placed(self, ref, idle: list) -> None:
+        """A starting actor answered: idle when it runs, dropped (with a message) when it could not start."""
+        import ray
+
+        worker = self.pending.pop(ref)
+        try:
+            ray.get(ref)
+        except ray.exceptions.RayError as exc:
+            self.start_error = _describe(exc)
+            self.bar.write(f"a repeat actor could not start: {self.start_error}")
+            self._release(worker)
+        else:
+            idle.append(worker)
+
+    def _check_stall(self, waited: float) -> None:
+        """Stop, naming lost nodes and the repeats kept, when no actor can take the queued repeats."""
+        if self.pending and waited <= self.placement_timeout:
+            return
+        import ray
+
+        why = (f"no repeat actor could be placed for {self.placement_timeout:g} s (ray.placement_timeout_s)"
+               if self.pending else f"no repeat actor is left ({self.start_error or 'all were lost'})")
+        try:
+            lost = [f"{n['NodeManagerAddress']} (node {n['NodeID'][:8]})" for n in ray.nodes() if not n["Alive"]]
+        except Exception:  # noqa: BLE001 - only for the message
+            lost = []
+        kept = len(self.store.finished())
+        raise WeakNASError(
+            f"ray: {why} with {counted(sum(len(g) for g in self.queue), 'repeat')} left to run"
+            + (f"; lost node(s): {', '.join(lost)}" if lost else "")
+            + f"; {kept} finished repeat(s) kept in {self.store.root.resolve()}: rerun the same command to resume "
+            f"once the cluster has {self.options['num_cpus']:g} free CPU(s) per repeat"
+        )
 
     @staticmethod
     def _live_queries(running: dict) -> int:
@@ -306,7 +382,8 @@ class _Dispatcher:
 
     def _failed(self, group: list[RepeatTask], exc: Exception, worker, failures: list):
         """Report a failed attempt of every repeat of ``group`` (they ran together); requeue the group
-        while attempts remain. Returns a usable worker."""
+        while attempts remain. Returns the worker when it is still usable; ``None`` when it died (it is
+        ended and a replacement started, which takes repeats once placed)."""
         import ray
 
         error = _describe(exc)
@@ -327,10 +404,10 @@ class _Dispatcher:
                 self.bar.update_repeat()
         if again:
             self.queue.insert(0, group)
-        if isinstance(exc, ray.exceptions.RayActorError):  # the process died: replace it
-            self.workers.remove(worker)
-            worker = self._new_worker()
-            self.workers.append(worker)
+        if isinstance(exc, ray.exceptions.RayActorError):  # the process (or its node) died: replace it
+            self._release(worker)  # an unavailable actor may come back: it must not keep its CPUs
+            self._new_worker()
+            return None
         return worker
 
 
