@@ -73,8 +73,8 @@ def test_group_members_that_find_the_optimum_drop_out():
 
 
 def test_group_selects_the_same_on_nasbench201(nb201_root):
-    """The NAS-Bench-201 pool (the real table, else the synthetic one) with a small MLP: batched fits round like separate ones closely enough that every
-    repeat selects the same architectures."""
+    """The NAS-Bench-201 pool (the real table, else the synthetic one) with a small MLP: batched fits round
+    like separate ones closely enough that every repeat selects the same architectures."""
     from weaknas_ray.benchmarks.registry import load_benchmark
 
     bench = load_benchmark("nasbench201", dataset="cifar10", data_dir=nb201_root)

@@ -521,8 +521,8 @@ def test_mlp_rejects_bad_settings():
 
 def test_mlp_matches_sklearn_on_nasbench201(nb201_root):
     """The method's 4-layer MLP (narrowed to 4 x 200 to keep the test fast on 2 shared cores) vs
-    scikit-learn on 100 NAS-Bench-201 cells (the real table, else the synthetic one): similar training loss, and similar Kendall tau of the
-    predicted ranking of 3,000 other cells."""
+    scikit-learn on 100 NAS-Bench-201 cells (the real table, else the synthetic one): similar training loss,
+    and similar Kendall tau of the predicted ranking of 3,000 other cells."""
     from scipy.stats import kendalltau
 
     from weaknas_ray.benchmarks.nasbench201 import load_benchmark

@@ -382,7 +382,8 @@ def test_cli_tune_runs_a_small_experiment(nb201, nb201_root, ray_session, quiet_
     args = ["tune", "--config", str(CONFIG), *[f"--set={o}" for o in overrides]]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "6 trials in" in out and "best val_acc" in out and f"benchmark optimum: search {nb201.oracle.optimum[0]:.4f}" in out
+    assert "6 trials in" in out and "best val_acc" in out
+    assert f"benchmark optimum: search {nb201.oracle.optimum[0]:.4f}" in out  # 91.6067 on the real table
     assert main([*args, "--set=tune.resume=true"]) == 0  # restores the finished experiment: no new trials
     assert "6 trials in" in capsys.readouterr().out
     assert main(args) == 2  # a new run into it would add every architecture a second time
