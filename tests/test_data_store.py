@@ -117,8 +117,8 @@ def data_cli(*argv: str) -> int:
     return main(["data", *argv])
 
 
-def test_data_add_checks_sha256_then_copies_or_links(roots, shared_data, capsys):
-    real = shared_data / "nasbench201" / "nb201_200ep.csv"
+def test_data_add_checks_sha256_then_copies_or_links(roots, nb201_root, capsys):
+    real = nb201_root / "nasbench201" / "nb201_200ep.csv"
     target = roots / "xdg" / "weaknas-ray" / "nasbench201" / "nb201_200ep.csv"
     assert data_cli("add", str(real), "--link") == 0 and target.is_symlink() and target.resolve() == real.resolve()
     assert data_cli("add", str(real)) == 0 and "already in place" in capsys.readouterr().out
@@ -373,3 +373,30 @@ def test_tables_in_different_roots_keep_separate_caches(roots):
     paths_ = {store.cache_path(store.cache_key("t", p)) for p in (first, second)}
     assert len(paths_) == 2 and all(p.is_file() for p in paths_)
     assert store.cache_key("t", os.path.relpath(first)) == store.cache_key("t", first)  # one key per file
+
+
+def test_a_manifest_named_by_the_environment_replaces_the_shipped_one(roots, synthetic_nb201, monkeypatch, capsys):
+    """The synthetic NAS-Bench-201 table (official format, made-up numbers) is refused against the shipped
+    manifest, as any other file would be, and passes only through the manifest ``$WEAKNAS_MANIFEST`` names,
+    which ``data list`` then shows."""
+    from weaknas_ray.cli import main
+
+    root, manifest = synthetic_nb201
+    assert (root / "nasbench201" / "nb201_200ep.csv").read_text().split("\n", 1)[0] == HEADER
+    monkeypatch.delenv("WEAKNAS_MANIFEST", raising=False)
+    nb201_data._load_table.cache_clear()  # the session may have loaded it already, under the other manifest
+    with pytest.raises(BenchmarkDataError, match="checksum mismatch"):
+        nb201_data.load_table(root)
+    assert main(["data", "list", "--data-dir", str(root)]) == 1
+    assert "manifest:" not in capsys.readouterr().out
+    monkeypatch.setenv("WEAKNAS_MANIFEST", str(manifest))
+    assert len(nb201_data.load_table(root)["ops"]) == 15625
+    assert main(["data", "list", "--data-dir", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert f"manifest: {manifest}  ($WEAKNAS_MANIFEST" in out
+    assert "nasbench201            nasbench201  found      15625" in out
+
+
+def test_synthetic_table_has_the_real_files_columns(shared_data, synthetic_nb201):
+    real = (shared_data / "nasbench201" / "nb201_200ep.csv").open().readline()
+    assert (synthetic_nb201[0] / "nasbench201" / "nb201_200ep.csv").open().readline() == real == HEADER + "\n"

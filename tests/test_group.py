@@ -72,12 +72,12 @@ def test_group_members_that_find_the_optimum_drop_out():
         pd.testing.assert_frame_equal(comparable(g), comparable(a))
 
 
-def test_group_selects_the_same_on_nasbench201(shared_data):
-    """The real pool with a small MLP: batched fits round like separate ones closely enough that every
-    repeat selects the same architectures."""
+def test_group_selects_the_same_on_nasbench201(nb201_root):
+    """The NAS-Bench-201 pool (the real table, else the synthetic one) with a small MLP: batched fits round
+    like separate ones closely enough that every repeat selects the same architectures."""
     from weaknas_ray.benchmarks.registry import load_benchmark
 
-    bench = load_benchmark("nasbench201", dataset="cifar10", data_dir=shared_data)
+    bench = load_benchmark("nasbench201", dataset="cifar10", data_dir=nb201_root)
     settings = {"predictor": "mlp", "predictor_params": {"hidden": [64, 64], "max_epochs": 20}}
     alone, grouped = _separate_and_grouped(bench, "weaknas", [0, 1, 2], settings, max_sample=30)
     for a, g in zip(alone, grouped):

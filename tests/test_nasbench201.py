@@ -118,13 +118,13 @@ def test_cifar10_oracle_and_space(bench):
     assert bench.space.describe(np.array([0]))["params_mb"] == [pytest.approx(0.129306)]
 
 
-def test_registry_dispatch(shared_data):
-    assert load_by_name("nasbench201", dataset="cifar100", data_dir=shared_data).name == "nasbench201/cifar100"
+def test_registry_dispatch(nb201_root):
+    assert load_by_name("nasbench201", dataset="cifar100", data_dir=nb201_root).name == "nasbench201/cifar100"
 
 
-def test_noisy_oracle_draws_one_available_seed(shared_data):
-    bench = nb201_data.load_benchmark("cifar10", data_dir=shared_data, noisy=True)
-    table = nb201_data.load_table(shared_data)
+def test_noisy_oracle_draws_one_available_seed(nb201_root):
+    bench = nb201_data.load_benchmark("cifar10", data_dir=nb201_root, noisy=True)
+    table = nb201_data.load_table(nb201_root)
     seeds = np.stack([table[c] for c in nb201_convert.seed_columns("cifar10_valid_valid_acc")], axis=1)
     first, again, other = (bench.oracle.for_repeat(s).search for s in (3, 3, 4))
     np.testing.assert_array_equal(first, again)
@@ -138,23 +138,23 @@ def test_noisy_oracle_draws_one_available_seed(shared_data):
     shares = (first[distinct, None] == seeds[distinct]).mean(axis=0)
     assert np.all(np.abs(shares - 1 / 3) < 0.03), shares
     np.testing.assert_array_equal(bench.oracle.for_repeat(3).reported, bench.oracle.reported)
-    plain = nb201_data.load_benchmark("cifar10", data_dir=shared_data).oracle
+    plain = nb201_data.load_benchmark("cifar10", data_dir=nb201_root).oracle
     assert plain.for_repeat(3) is plain
 
 
-def test_repeated_and_cached_loads_are_fast_and_equal(shared_data, tmp_path, monkeypatch):
+def test_repeated_and_cached_loads_are_fast_and_equal(nb201_root, tmp_path, monkeypatch):
     monkeypatch.setenv("WEAKNAS_CACHE", str(tmp_path))
     nb201_data._load_table.cache_clear()
-    fresh = nb201_data.load_table(shared_data)  # converts the CSV into tmp_path
+    fresh = nb201_data.load_table(nb201_root)  # converts the CSV into tmp_path
     nb201_data._load_table.cache_clear()
     start = time.perf_counter()
-    cached = nb201_data.load_table(shared_data)  # from the columnar cache
+    cached = nb201_data.load_table(nb201_root)  # from the columnar cache
     elapsed = time.perf_counter() - start
     assert elapsed < 0.5, f"cached load took {elapsed:.3f}s"
     assert fresh.keys() == cached.keys()
     for name in fresh:
         np.testing.assert_array_equal(fresh[name], cached[name])
-    assert nb201_data.load_table(shared_data) is cached  # per-process cache
+    assert nb201_data.load_table(nb201_root) is cached  # per-process cache
 
 
 def test_unknown_dataset():
@@ -179,13 +179,13 @@ def test_space_rejects_op_ids_out_of_range():
             nb201.NASBench201Space(np.full((1, 6), bad))
 
 
-def test_table_columns_are_read_only(shared_data):
-    table = nb201_data.load_table(shared_data)
+def test_table_columns_are_read_only(nb201_root):
+    table = nb201_data.load_table(nb201_root)
     assert table and not any(column.flags.writeable for column in table.values())
-    assert not nb201_data.load_benchmark("cifar10", data_dir=shared_data).space.features.flags.writeable
+    assert not nb201_data.load_benchmark("cifar10", data_dir=nb201_root).space.features.flags.writeable
 
 
-def test_changed_file_is_not_served_from_the_per_process_cache(shared_data, tmp_path, monkeypatch):
+def test_changed_file_is_not_served_from_the_per_process_cache(nb201_root, tmp_path, monkeypatch):
     """The per-process cache is keyed by the file's size and mtime: a file changed after a load is checked
     again (here: its checksum no longer matches), not answered from memory."""
     import shutil
@@ -195,7 +195,7 @@ def test_changed_file_is_not_served_from_the_per_process_cache(shared_data, tmp_
     monkeypatch.setenv("WEAKNAS_CACHE", str(tmp_path / "cache"))
     copy = tmp_path / "data" / "nasbench201" / "nb201_200ep.csv"
     copy.parent.mkdir(parents=True)
-    shutil.copyfile(shared_data / "nasbench201" / "nb201_200ep.csv", copy)
+    shutil.copyfile(nb201_root / "nasbench201" / "nb201_200ep.csv", copy)
     assert len(nb201_data.load_table(tmp_path / "data")["ops"]) == 15625
     with open(copy, "a") as handle:
         handle.write("\n")

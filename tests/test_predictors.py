@@ -519,15 +519,15 @@ def test_mlp_rejects_bad_settings():
             MLPEnsemble(hidden=(4,), device="cuda:0").fit(np.zeros((3, 2), np.float32), np.zeros(3, np.float32), seed=0)
 
 
-def test_mlp_matches_sklearn_on_nasbench201(shared_data):
+def test_mlp_matches_sklearn_on_nasbench201(nb201_root):
     """The method's 4-layer MLP (narrowed to 4 x 200 to keep the test fast on 2 shared cores) vs
-    scikit-learn on 100 real NAS-Bench-201 cells: similar training loss, and similar Kendall tau of the
-    predicted ranking of 3,000 other cells."""
+    scikit-learn on 100 NAS-Bench-201 cells (the real table, else the synthetic one): similar training loss,
+    and similar Kendall tau of the predicted ranking of 3,000 other cells."""
     from scipy.stats import kendalltau
 
     from weaknas_ray.benchmarks.nasbench201 import load_benchmark
 
-    bench = load_benchmark("cifar10", data_dir=str(shared_data))
+    bench = load_benchmark("cifar10", data_dir=str(nb201_root))
     X = bench.space.features
     acc = bench.oracle.evaluate(np.arange(len(X))).search
     y = ((acc - acc.mean()) / acc.std()).astype(np.float32)

@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def list_files(args: argparse.Namespace) -> int:
     """The roots and cache folder, then one line per manifest file; returns 1 when any found file is corrupt."""
-    from weaknas_ray.benchmarks.manifest import load_manifest
+    from weaknas_ray.benchmarks.manifest import MANIFEST_ENV, MANIFEST_PATH, load_manifest, manifest_path
     from weaknas_ray.benchmarks.nasbench101 import FULL_KEY
     from weaknas_ray.benchmarks.paths import cache_dir, candidate_roots, resolve_file
     from weaknas_ray.benchmarks.store import cache_path, verify_checksum
@@ -56,7 +56,10 @@ def list_files(args: argparse.Namespace) -> int:
     print("data roots, searched in this order:")
     for label, root in candidate_roots(args.data_dir):
         print(f"  {root}  ({label}{'' if root.is_dir() else ', does not exist'})")
-    print(f"cache folder: {cache_dir(create=False)}  ($WEAKNAS_CACHE moves it)\n")
+    print(f"cache folder: {cache_dir(create=False)}  ($WEAKNAS_CACHE moves it)")
+    if manifest_path() != MANIFEST_PATH:
+        print(f"manifest: {manifest_path()}  (${MANIFEST_ENV}: checksums from it, not the shipped manifest)")
+    print()
     corrupt = 0
     print(f"{'file':22} {'benchmark':12} {'status':8} {'rows':>7}  path")
     for spec in load_manifest().values():
