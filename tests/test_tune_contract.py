@@ -292,9 +292,9 @@ def test_tune_config_is_runs_config_with_one_method(tmp_path):
 def test_digits_example_runs_both_methods(ray_session, tmp_path):
     from weaknas_ray.examples.digits import best_so_far, run_one
 
-    tiny = {"trials": 6, "seed": 0, "epochs": 1, "storage": str(tmp_path), "cpus_per_trial": 0.5}
+    tiny = {"trials": 4, "seed": 0, "epochs": 1, "storage": str(tmp_path), "cpus_per_trial": 0.5}
     weaknas = run_one("weaknas", **tiny, pool_size=100, predictor_params={"hidden": [8], "max_epochs": 10},
-                      init_sample=3, sample_each_iter=3)
+                      init_sample=2, sample_each_iter=2)
     random = run_one("random", **tiny)
     for rows in (weaknas, random):
-        assert len(rows) == 6 and 0 < best_so_far(rows)[-1] <= 100
+        assert len(rows) == 4 and 0 < best_so_far(rows)[-1] <= 100
