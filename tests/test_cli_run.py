@@ -83,7 +83,8 @@ def finish(proc: subprocess.Popen, timeout: float = 120) -> str:
     return out
 
 
-def test_malformed_config_exits_2_naming_the_key(tmp_path, capsys):
+def test_malformed_config_exits_2_naming_the_key(tmp_path, capsys, nb201_root, monkeypatch):
+    monkeypatch.setenv("WEAKNAS_DATA", str(nb201_root))  # method settings are checked against a loaded benchmark
     bad = tmp_path / "bad.yaml"
     bad.write_text("search: {max_sample: 5, init_sample: 10}\n")
     assert main(["run", "--config", str(bad)]) == 2
