@@ -39,6 +39,17 @@ def run_one_repeat(benchmark, task: RepeatTask, pool_scorer=None, on_batch: Call
     return run_repeats(benchmark, [task], pool_scorer, on_batch)[0]
 
 
+def driver_settings(method: str, settings: dict[str, Any], oracle, pool_scorer=None, fitter=None) -> dict[str, Any]:
+    """``settings`` plus what a driver hands a method that scores the pool: the oracle's pool statistics
+    (``None`` where it does not know the pool) and, where given, the Ray pool scorer and member fitter."""
+    from weaknas_ray.engine import method_class
+
+    if not method_class(method).scores_pool:
+        return dict(settings)
+    extra = {"pool_scorer": pool_scorer, "fitter": fitter}
+    return {**settings, "pool_stats": oracle.search_stats, **{k: v for k, v in extra.items() if v is not None}}
+
+
 def run_repeats(benchmark, tasks: list[RepeatTask], pool_scorer=None, on_batch: Callable | None = None, fitter=None):
     """Run repeats in this process: the body of a worker's ``run``.
 
@@ -61,19 +72,13 @@ def run_repeats(benchmark, tasks: list[RepeatTask], pool_scorer=None, on_batch: 
     """
     from weaknas_ray.drivers.group_loop import run_group
     from weaknas_ray.drivers.loop import run_repeat
-    from weaknas_ray.engine import make_optimizer, method_class
+    from weaknas_ray.engine import make_optimizer
 
     space = benchmark.space
     oracles = [benchmark.oracle.for_repeat(task.seed) for task in tasks]
     optimizers = []
     for task, oracle in zip(tasks, oracles):
-        settings = dict(task.settings)
-        if method_class(task.method).scores_pool:
-            settings["pool_stats"] = oracle.search_stats  # None where the oracle does not know the pool
-            if pool_scorer is not None:
-                settings["pool_scorer"] = pool_scorer
-            if fitter is not None:
-                settings["fitter"] = fitter
+        settings = driver_settings(task.method, task.settings, oracle, pool_scorer, fitter)
         optimizers.append(make_optimizer(task.method, space, task.max_sample, task.seed, **settings))
     stop = tasks[0].stop_at_optimum
     if len(tasks) == 1:
@@ -128,16 +133,14 @@ def check_methods(config: dict[str, Any], benchmark) -> None:
     Raises:
         ConfigError: naming the key (``search.max_sample``, ``methods.<m>...``).
     """
-    from weaknas_ray.engine import make_optimizer, method_class
+    from weaknas_ray.engine import make_optimizer
     from weaknas_ray.engine.base import PredictorOptimizer
 
     search, n_pool = config["search"], len(benchmark.space)
     if search["max_sample"] > n_pool:
         raise ConfigError(f"search.max_sample: {search['max_sample']} exceeds the pool of {n_pool} architectures")
     for method in dict.fromkeys([*search["methods"], *config["methods"]]):  # unused sections too: no typo hides
-        settings = method_settings(config, method)
-        if method_class(method).scores_pool:
-            settings["pool_stats"] = benchmark.oracle.search_stats
+        settings = driver_settings(method, method_settings(config, method), benchmark.oracle)
         try:
             optimizer = make_optimizer(method, benchmark.space, search["max_sample"], search["seed"], **settings)
             if isinstance(optimizer, PredictorOptimizer):
