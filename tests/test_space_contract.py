@@ -1,6 +1,7 @@
 """The contract every search space obeys, parametrised over NAS-Bench-201, NAS-Bench-101 (a pool of a
 few cells), OFA MobileNetV3 (a small pool) and a Tune-domain space: features shape and dtype, the
-``arch_str`` / ``decode`` / ``params`` / ``describe`` round trips, and mutate / nearest staying in the pool.
+``arch_str`` / ``decode`` / ``params`` / ``describe`` round trips, mutate / nearest staying in the pool, and
+neighbours being the nearest other architectures.
 Built from the spaces' arithmetic alone: no benchmark file is needed."""
 
 from __future__ import annotations
@@ -92,3 +93,14 @@ def test_mutate_and_nearest_stay_in_the_pool(space):
         for move in (space.mutate, space.nearest):
             j = move(int(i), rng)
             assert isinstance(j, int) and 0 <= j < len(space) and j != int(i)
+
+
+def test_neighbours_are_the_nearest_other_architectures(space):
+    """``neighbours`` (WeakNAS's local stall escape, and ``nearest``): sorted, in the pool, never the
+    architecture itself, and ``nearest`` draws from them."""
+    rng = np.random.default_rng(2)
+    for i in sample(space):
+        near = space.neighbours(int(i))
+        assert near.dtype == np.int64 and near.size and int(i) not in near
+        assert np.all(np.diff(near) > 0) and 0 <= near.min() and near.max() < len(space)
+        assert space.nearest(int(i), rng) in near

@@ -16,7 +16,7 @@ from weaknas_ray.drivers.loop import run_repeat
 from weaknas_ray.engine import make_optimizer
 from weaknas_ray.engine import weaknas as weaknas_module
 from weaknas_ray.engine.schedule import query_sizes, top_n_schedule
-from weaknas_ray.engine.testing import FixedPredictor
+from weaknas_ray.engine.testing import FixedPredictor, GridSpace
 from weaknas_ray.engine.weaknas import WeakNAS, WeakNASEI
 from weaknas_ray.exceptions import ConfigError
 from weaknas_ray.spaces import ArraySpace, TableOracle
@@ -335,10 +335,10 @@ def test_the_answer_is_fitted_as_the_next_iteration_would_be(fixed, keep_old):
 
 
 def test_a_stalled_search_widens_the_top_n_until_it_finds_a_new_best(fixed):
-    """``stall_patience=2``: from the second iteration in a row without a new best search value on, the
-    top-N the batch is drawn from doubles with every stalled iteration (capped at the pool), and is the
-    schedule's again once a batch improves; the draw is uniform from that top."""
-    opt = WeakNAS(space(), max_sample=80, seed=0, stall_patience=2, top_start=20, top_end=20)
+    """``stall_escape="widen"``, ``stall_patience=2``: from the second iteration in a row without a new best
+    search value on, the top-N the batch is drawn from doubles with every stalled iteration (capped at the
+    pool), and is the schedule's again once a batch improves; the draw is uniform from that top."""
+    opt = WeakNAS(space(), max_sample=80, seed=0, stall_patience=2, stall_escape="widen", top_start=20, top_end=20)
     told = [np.arange(10.0), np.ones(10), np.ones(10), np.ones(10), np.ones(10), np.full(10, 100.0), np.ones(10)]
     seen = []
     for values in told:
@@ -351,10 +351,64 @@ def test_a_stalled_search_widens_the_top_n_until_it_finds_a_new_best(fixed):
         opt.tell(idx, values)
     assert seen == [(0, None), (0, 20), (1, 20), (2, 40), (3, 80), (4, 160), (0, 20)]
     assert WeakNAS(space(), 80, 0, top_start=200, top_end=200)._n_top(1) == 200
-    capped = WeakNAS(space(), 80, 0, stall_patience=1, top_start=200, top_end=200)
+    capped = WeakNAS(space(), 80, 0, stall_patience=1, stall_escape="widen", top_start=200, top_end=200)
     capped.tell(capped.ask(), np.zeros(10))
     capped.tell(capped.ask(), np.zeros(10))
     assert capped.stalled_iterations() == 1 and capped._n_top(2) == N  # 400 capped at the pool of 300
+
+
+def _grid_neighbours(codes: np.ndarray, i: int) -> np.ndarray:
+    """Cells of a product space that differ from cell ``i`` in exactly one dimension."""
+    return np.flatnonzero((codes != codes[i]).sum(axis=1) == 1)
+
+
+@pytest.mark.parametrize("anchors", [3, 1])
+def test_a_stalled_search_escapes_to_the_best_predicted_neighbours(monkeypatch, anchors):
+    """``stall_escape="local"`` (the default): once ``stall_patience`` iterations in a row found no new best,
+    each batch is the k unevaluated one-edit neighbours of the ``stall_anchors`` best evaluated cells that
+    the predictor ranks best (more anchors when those neighbours hold fewer than k unevaluated cells), and
+    the top-N draw resumes after a batch finds a new best."""
+    grid = GridSpace({f"e{j}": list("abcd") for j in range(4)})  # 256 cells, 12 neighbours each
+    codes = np.array([grid.decode(i) for i in range(len(grid))])
+    weights = np.random.default_rng(3).normal(size=(1, grid.features.shape[1]))
+    monkeypatch.setattr(weaknas_module, "make_predictor", lambda name, n_members, **p: FixedPredictor(weights, n_members))
+    mean = (grid.features @ weights[0]).astype(np.float32)
+    opt = WeakNAS(grid, max_sample=100, seed=1, top_start=20, top_end=20, stall_patience=2, stall_anchors=anchors)
+    told = [np.arange(10.0), np.zeros(10), np.zeros(10), np.zeros(10), np.zeros(10), np.full(10, 50.0), np.zeros(10)]
+    escaped = []
+    for z, values in enumerate(told):
+        idx = opt.ask()
+        stalled = opt.stalled_iterations() >= 2 and z > 0
+        free = ~(opt.evaluated | opt.pending)
+        free[idx] = True
+        if stalled:
+            order = np.asarray(opt.history.indices)[np.argsort(-np.asarray(opt.history.values), kind="stable")]
+            moves = np.zeros(len(grid), dtype=bool)
+            for count, anchor in enumerate(order, start=1):
+                moves[_grid_neighbours(codes, anchor)] = True
+                if count >= anchors and (moves & free).sum() >= 10:
+                    break
+            allowed = np.flatnonzero(moves & free)
+            expected = allowed[np.lexsort((allowed, -mean[allowed]))][:10]
+            np.testing.assert_array_equal(idx, expected)
+        elif z:
+            top = np.lexsort((np.arange(len(grid)), -mean))[: 20 + opt.n_told]
+            assert np.isin(idx, top).all()
+        escaped.append(stalled)
+        opt.tell(idx, values)
+    assert escaped == [False, False, False, True, True, True, False]
+    with pytest.raises(ConfigError, match=r"weaknas.stall_escape: unknown 'jump'; choose one of \['local', 'widen'\]"):
+        WeakNAS(grid, 30, 0, stall_escape="jump")
+
+
+def test_neighbours_are_the_nearest_cells_by_features():
+    """One-hot product spaces: the one-edit cells (NAS-Bench-201's 24); a pool of one has none."""
+    grid = GridSpace({f"e{j}": list("abcde") for j in range(6)})
+    codes = np.array([grid.decode(i) for i in range(len(grid))])
+    for i in (0, 777):
+        np.testing.assert_array_equal(grid.neighbours(i), _grid_neighbours(codes, i))
+        assert grid.neighbours(i).size == 24
+    assert ArraySpace(np.ones((1, 3))).neighbours(0).size == 0
 
 
 def test_published_weaknas_is_the_published_loop():

@@ -71,13 +71,20 @@ class SearchSpace(ABC):
         return self.nearest(index, rng)
 
     def nearest(self, index: int, rng: np.random.Generator) -> int:
-        """A pool architecture other than ``index`` at the smallest L1 feature distance (uniformly among
-        ties): the stand-in for a mutation whose result is not in the pool (a partial table, a sampled
-        pool, a Tune domain that excludes it). For one-hot encodings that is a fewest-changes neighbour."""
+        """One of :meth:`neighbours` drawn uniformly: the stand-in for a mutation whose result is not in
+        the pool (a partial table, a sampled pool, a Tune domain that excludes it); ``index`` itself in a
+        pool of one."""
+        near = self.neighbours(index)
+        return int(rng.choice(near)) if near.size else int(index)
+
+    def neighbours(self, index: int) -> np.ndarray:
+        """The pool architectures other than ``index`` at the smallest L1 feature distance from it, as
+        sorted int64 indices (empty for a pool of one). For one-hot encodings these are the fewest-changes
+        neighbours (NAS-Bench-201: the 24 one-edge edits); WeakNAS's local stall escape searches them."""
         i = int(self.check_indices(index)[0])
         distance = np.abs(self.features - self.features[i]).sum(axis=1, dtype=np.float64)
         distance[i] = np.inf
-        return int(rng.choice(np.flatnonzero(distance == distance.min())))
+        return np.flatnonzero(distance == distance.min()) if distance.size > 1 else np.empty(0, dtype=np.int64)
 
     def describe(self, indices: np.ndarray) -> dict[str, list]:
         """Extra per-architecture result columns (e.g. OFA's ``flops_m``), one list entry per index.

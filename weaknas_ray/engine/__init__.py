@@ -1,7 +1,7 @@
 """The search methods as ask/tell optimizers, by name.
 
 Method names used everywhere (configs, CLI, results): ``weaknas`` (uniform from the predicted top-N,
-with the stall rule), ``weaknas-published`` (the published loop exactly),
+and a local search when it stalls), ``weaknas-published`` (the published loop exactly),
 ``weaknas-ei`` (expected improvement over an ensemble), ``random``, ``evolution``, ``tpe``.
 """
 

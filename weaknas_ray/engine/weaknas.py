@@ -27,11 +27,15 @@ the same way as the targets.
 The default :class:`WeakNAS` is not the published loop: it exploits harder and escapes when that stalls.
 It draws each batch from a top-20 (twice the batch, instead of 100), so the predicted order inside the
 top counts, with targets z-scored by iteration 0's statistics (``initial``: the published code's loose
-ranking, available in every space). When the region the search zooms into lacks the optimum, it stalls:
-after ``stall_patience`` iterations in a row without a new best search value, the top-N doubles with
-every further such iteration (capped at the pool) and falls back to the schedule's N once the search
-finds a new best. :class:`PublishedWeakNAS` (``weaknas-published``) is the published loop exactly:
-top-100, pool scaling, no stall rule.
+ranking, available in every space). When the region the search zooms into lacks the optimum, or holds
+only cells just below it, the search stalls: after ``stall_patience`` iterations in a row without a new
+best search value, the batch is the predictor's best unevaluated neighbours
+(:meth:`~weaknas_ray.interfaces.SearchSpace.neighbours`) of the ``stall_anchors`` best evaluated
+architectures (``stall_escape="local"``: a predictor-guided local search, which climbs out of a poor
+region and reaches an optimum that the smooth predictor ranks below its neighbours), until a batch finds
+a new best and the top-N draw resumes. ``stall_escape="widen"`` instead doubles the top-N with every
+further stalled iteration (capped at the pool). :class:`PublishedWeakNAS` (``weaknas-published``) is
+the published loop exactly: top-100, pool scaling, no stall rule.
 
 The answer: after the last batch the published code runs its fit once more (on every query under the
 published ``keep_old="all"``; ``"top"`` and ``"none"`` keep old data by their own rule) and logs that
@@ -52,6 +56,7 @@ from weaknas_ray.predictors import Predictor, make_predictor
 
 KEEP_OLD = ("all", "top", "none")
 TARGET_SCALING = ("pool", "initial", "train")
+STALL_ESCAPES = ("local", "widen")
 # NOTE: the method logs each iteration's predicted top-1000 (weaknas-method.md, step 7).
 N_LOGGED = 1000
 
@@ -79,8 +84,13 @@ class WeakNAS(PredictorOptimizer):
         n_members: ensemble size E; the uniform variant ranks by the member mean.
         target_scaling: what the targets are z-scored by (see the module docstring): ``"pool"``
             (published; needs ``pool_stats``), ``"initial"`` (default) or ``"train"``.
-        stall_patience: after this many iterations in a row without a new best search value, the top-N
-            doubles with every further one until a new best is found; ``None`` never (default 2).
+        stall_patience: after this many iterations in a row without a new best search value the search
+            escapes by ``stall_escape`` until a batch finds a new best; ``None`` never (default 2).
+        stall_escape: ``"local"`` (default): each batch is the ``k`` unevaluated neighbours of the best
+            evaluated architectures that the predictor ranks best; ``"widen"``: the top-N doubles with
+            every further stalled iteration (capped at the pool).
+        stall_anchors: how many of the best evaluated architectures the local escape searches around
+            (more when their neighbours hold fewer than ``k`` unevaluated ones; default 10).
         pool_scorer: ``(predictor, request) -> ChunkResult`` replacing local whole-pool scoring (the Ray
             runner passes one that scores chunks in tasks); must equal :func:`~weaknas_ray.acquisition.score_pool`.
         pool_stats: ``(mean, population std)`` of the search signal over the whole pool, where the oracle
@@ -112,6 +122,8 @@ class WeakNAS(PredictorOptimizer):
         n_members: int = 1,
         target_scaling: str = "initial",
         stall_patience: int | None = 2,
+        stall_escape: str = "local",
+        stall_anchors: int = 10,
         pool_scorer: PoolScorer | None = None,
         pool_stats: tuple[float, float] | None = None,
         fitter: Fitter | None = None,
@@ -125,6 +137,10 @@ class WeakNAS(PredictorOptimizer):
             raise ConfigError(f"{self.method}.n_members must be >= 1, got {n_members}")
         if stall_patience is not None and stall_patience < 1:
             raise ConfigError(f"{self.method}.stall_patience must be >= 1 or null (no stall rule), got {stall_patience}")
+        if stall_escape not in STALL_ESCAPES:
+            raise ConfigError(f"{self.method}.stall_escape: unknown {stall_escape!r}; choose one of {list(STALL_ESCAPES)}")
+        if stall_anchors < 1:
+            raise ConfigError(f"{self.method}.stall_anchors must be >= 1, got {stall_anchors}")
         if target_scaling not in TARGET_SCALING:
             raise ConfigError(
                 f"{self.method}.target_scaling: unknown {target_scaling!r}; choose one of {list(TARGET_SCALING)}"
@@ -146,6 +162,8 @@ class WeakNAS(PredictorOptimizer):
         self.fitter = fitter
         self.target_scaling = target_scaling
         self.stall_patience = None if stall_patience is None else int(stall_patience)
+        self.stall_escape = stall_escape
+        self.stall_anchors = int(stall_anchors)
         self.pool_stats = None if pool_stats is None else (float(pool_stats[0]), float(pool_stats[1]))
         self._kept = np.empty(0, dtype=np.int64)  # keep_old="top": what the next training set keeps
         self._given_model: Predictor | None = None  # set only inside ask_fitted
@@ -189,10 +207,10 @@ class WeakNAS(PredictorOptimizer):
 
     def _n_top(self, z: int) -> int:
         """N of the batch of iteration ``z`` (>= 1): the published ``top_acc_list[z - 1]`` (its last entry once
-        added points run past the schedule), doubled for every stalled iteration from ``stall_patience`` on
-        (capped at the pool)."""
+        added points run past the schedule); under ``stall_escape="widen"`` doubled for every stalled
+        iteration from ``stall_patience`` on (capped at the pool)."""
         n = int(self.top_n[min(z, len(self.top_n)) - 1])
-        if not self.stall_patience:
+        if not self.stall_patience or self.stall_escape != "widen":
             return n
         doublings = self.stalled_iterations() - self.stall_patience + 1
         return n if doublings <= 0 else int(min(n * 2**doublings, self.n_pool))
@@ -213,12 +231,31 @@ class WeakNAS(PredictorOptimizer):
             return self._rng(0).choice(free, size=min(k, free.size), replace=False)
         model, data = self._fit(z)
         excluded = self.evaluated | self.pending
+        moves = self._local_moves(excluded, k)
         observed = (np.asarray(self.history.values) - data.mean) / data.std
-        result = self._score(model, self._request(z, k, np.flatnonzero(excluded), observed))
+        request = self._request(z, k, np.flatnonzero(excluded if moves is None else ~moves), observed)
+        result = self._score(model, request)
         self.history.predicted_top[z] = result.top_indices[:N_LOGGED].copy()
         if self.keep_old == "top":
             self._kept = self._kept_after(data.indices, result, z)
+        if moves is not None:  # the best-scoring neighbours: the only candidates the request allowed
+            return result.candidates[:k].copy()
         return self._select(result, z, k, excluded)
+
+    def _local_moves(self, excluded: np.ndarray, k: int) -> np.ndarray | None:
+        """The local stall escape's candidates, a mask over the pool: the unevaluated neighbours of the
+        ``stall_anchors`` best evaluated architectures, or of as many more as it takes to hold ``k``.
+        ``None`` when the search does not escape locally now, or no anchors' neighbours hold ``k``."""
+        if self.stall_escape != "local" or not self.stall_patience or self.stalled_iterations() < self.stall_patience:
+            return None
+        indices = np.asarray(self.history.indices, dtype=np.int64)
+        anchors = indices[np.argsort(-np.asarray(self.history.values), kind="stable")]
+        moves = np.zeros(self.n_pool, dtype=bool)
+        for count, anchor in enumerate(anchors, start=1):
+            moves[self.space.neighbours(anchor)] = True
+            if min(self.stall_anchors, anchors.size) <= count and np.count_nonzero(moves & ~excluded) >= k:
+                return moves & ~excluded
+        return None
 
     def _training_set(self, z: int) -> tuple[np.ndarray, np.ndarray]:
         """Indices ``(n,)`` and search values ``(n,)`` the iteration-``z`` predictor trains on."""
