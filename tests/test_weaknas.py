@@ -362,18 +362,22 @@ def _grid_neighbours(codes: np.ndarray, i: int) -> np.ndarray:
     return np.flatnonzero((codes != codes[i]).sum(axis=1) == 1)
 
 
-@pytest.mark.parametrize("anchors", [3, 1])
-def test_a_stalled_search_escapes_to_the_best_predicted_neighbours(monkeypatch, anchors):
-    """``stall_escape="local"`` (the default): once ``stall_patience`` iterations in a row found no new best,
-    each batch is the k unevaluated one-edit neighbours of the ``stall_anchors`` best evaluated cells that
-    the predictor ranks best (more anchors when those neighbours hold fewer than k unevaluated cells), and
-    the top-N draw resumes after a batch finds a new best."""
+@pytest.mark.parametrize(("escape", "anchors"), [("local+widen", 3), ("local", 3), ("local", 1)])
+def test_a_stalled_search_escapes_to_the_best_predicted_neighbours(monkeypatch, escape, anchors):
+    """Once ``stall_patience`` iterations in a row found no new best, the local escape takes the unevaluated
+    one-edit neighbours of the ``stall_anchors`` best evaluated cells that the predictor ranks best (more
+    anchors when those neighbours hold fewer than k unevaluated cells): the whole batch under ``"local"``,
+    its first half under ``"local+widen"`` (the default), whose other half is drawn from the doubled top-N.
+    The top-N draw resumes after a batch finds a new best."""
     grid = GridSpace({f"e{j}": list("abcd") for j in range(4)})  # 256 cells, 12 neighbours each
     codes = np.array([grid.decode(i) for i in range(len(grid))])
     weights = np.random.default_rng(3).normal(size=(1, grid.features.shape[1]))
     monkeypatch.setattr(weaknas_module, "make_predictor", lambda name, n_members, **p: FixedPredictor(weights, n_members))
     mean = (grid.features @ weights[0]).astype(np.float32)
-    opt = WeakNAS(grid, max_sample=100, seed=1, top_start=20, top_end=20, stall_patience=2, stall_anchors=anchors)
+    opt = WeakNAS(grid, max_sample=100, seed=1, top_start=20, top_end=20, stall_patience=2, stall_escape=escape,
+                  stall_anchors=anchors)
+    n_local = 10 if escape == "local" else 5
+    ranking = np.lexsort((np.arange(len(grid)), -mean))
     told = [np.arange(10.0), np.zeros(10), np.zeros(10), np.zeros(10), np.zeros(10), np.full(10, 50.0), np.zeros(10)]
     escaped = []
     for z, values in enumerate(told):
@@ -389,15 +393,16 @@ def test_a_stalled_search_escapes_to_the_best_predicted_neighbours(monkeypatch, 
                 if count >= anchors and (moves & free).sum() >= 10:
                     break
             allowed = np.flatnonzero(moves & free)
-            expected = allowed[np.lexsort((allowed, -mean[allowed]))][:10]
-            np.testing.assert_array_equal(idx, expected)
+            expected = allowed[np.lexsort((allowed, -mean[allowed]))][:n_local]
+            np.testing.assert_array_equal(idx[:n_local], expected)
+            widened = 20 * 2 ** (opt.stalled_iterations() - 1)
+            assert np.isin(idx[n_local:], ranking[: widened + opt.n_told]).all() and np.unique(idx).size == 10
         elif z:
-            top = np.lexsort((np.arange(len(grid)), -mean))[: 20 + opt.n_told]
-            assert np.isin(idx, top).all()
+            assert np.isin(idx, ranking[: 20 + opt.n_told]).all()
         escaped.append(stalled)
         opt.tell(idx, values)
     assert escaped == [False, False, False, True, True, True, False]
-    with pytest.raises(ConfigError, match=r"weaknas.stall_escape: unknown 'jump'; choose one of \['local', 'widen'\]"):
+    with pytest.raises(ConfigError, match=r"weaknas.stall_escape: unknown 'jump'; choose one of \['local\+widen', 'local', 'widen'\]"):
         WeakNAS(grid, 30, 0, stall_escape="jump")
 
 

@@ -29,13 +29,14 @@ It draws each batch from a top-20 (twice the batch, instead of 100), so the pred
 top counts, with targets z-scored by iteration 0's statistics (``initial``: the published code's loose
 ranking, available in every space). When the region the search zooms into lacks the optimum, or holds
 only cells just below it, the search stalls: after ``stall_patience`` iterations in a row without a new
-best search value, the batch is the predictor's best unevaluated neighbours
-(:meth:`~weaknas_ray.interfaces.SearchSpace.neighbours`) of the ``stall_anchors`` best evaluated
-architectures (``stall_escape="local"``: a predictor-guided local search, which climbs out of a poor
-region and reaches an optimum that the smooth predictor ranks below its neighbours), until a batch finds
-a new best and the top-N draw resumes. ``stall_escape="widen"`` instead doubles the top-N with every
-further stalled iteration (capped at the pool). :class:`PublishedWeakNAS` (``weaknas-published``) is
-the published loop exactly: top-100, pool scaling, no stall rule.
+best search value, until a batch finds a new best, half of each batch is the predictor's best
+unevaluated neighbours (:meth:`~weaknas_ray.interfaces.SearchSpace.neighbours`) of the ``stall_anchors``
+best evaluated architectures, a predictor-guided local search that reaches an optimum the smooth
+predictor ranks just below its neighbours, and the other half is drawn from a top-N that doubles with
+every further stalled iteration (capped at the pool), which leaves a local optimum that local moves
+cannot (``stall_escape="local+widen"``; ``"local"`` and ``"widen"`` use one half's rule for the whole
+batch). :class:`PublishedWeakNAS` (``weaknas-published``) is the published loop exactly: top-100, pool
+scaling, no stall rule.
 
 The answer: after the last batch the published code runs its fit once more (on every query under the
 published ``keep_old="all"``; ``"top"`` and ``"none"`` keep old data by their own rule) and logs that
@@ -56,7 +57,7 @@ from weaknas_ray.predictors import Predictor, make_predictor
 
 KEEP_OLD = ("all", "top", "none")
 TARGET_SCALING = ("pool", "initial", "train")
-STALL_ESCAPES = ("local", "widen")
+STALL_ESCAPES = ("local+widen", "local", "widen")
 # NOTE: the method logs each iteration's predicted top-1000 (weaknas-method.md, step 7).
 N_LOGGED = 1000
 
@@ -86,9 +87,10 @@ class WeakNAS(PredictorOptimizer):
             (published; needs ``pool_stats``), ``"initial"`` (default) or ``"train"``.
         stall_patience: after this many iterations in a row without a new best search value the search
             escapes by ``stall_escape`` until a batch finds a new best; ``None`` never (default 2).
-        stall_escape: ``"local"`` (default): each batch is the ``k`` unevaluated neighbours of the best
-            evaluated architectures that the predictor ranks best; ``"widen"``: the top-N doubles with
-            every further stalled iteration (capped at the pool).
+        stall_escape: ``"local+widen"`` (default): half of each batch by each of the two rules below;
+            ``"local"``: the unevaluated neighbours of the best evaluated architectures that the predictor
+            ranks best; ``"widen"``: drawn from a top-N that doubles with every further stalled iteration
+            (capped at the pool).
         stall_anchors: how many of the best evaluated architectures the local escape searches around
             (more when their neighbours hold fewer than ``k`` unevaluated ones; default 10).
         pool_scorer: ``(predictor, request) -> ChunkResult`` replacing local whole-pool scoring (the Ray
@@ -122,7 +124,7 @@ class WeakNAS(PredictorOptimizer):
         n_members: int = 1,
         target_scaling: str = "initial",
         stall_patience: int | None = 2,
-        stall_escape: str = "local",
+        stall_escape: str = "local+widen",
         stall_anchors: int = 10,
         pool_scorer: PoolScorer | None = None,
         pool_stats: tuple[float, float] | None = None,
@@ -207,10 +209,10 @@ class WeakNAS(PredictorOptimizer):
 
     def _n_top(self, z: int) -> int:
         """N of the batch of iteration ``z`` (>= 1): the published ``top_acc_list[z - 1]`` (its last entry once
-        added points run past the schedule); under ``stall_escape="widen"`` doubled for every stalled
+        added points run past the schedule); when the stall escape widens, doubled for every stalled
         iteration from ``stall_patience`` on (capped at the pool)."""
         n = int(self.top_n[min(z, len(self.top_n)) - 1])
-        if not self.stall_patience or self.stall_escape != "widen":
+        if not self.stall_patience or self.stall_escape == "local":
             return n
         doublings = self.stalled_iterations() - self.stall_patience + 1
         return n if doublings <= 0 else int(min(n * 2**doublings, self.n_pool))
@@ -238,15 +240,29 @@ class WeakNAS(PredictorOptimizer):
         self.history.predicted_top[z] = result.top_indices[:N_LOGGED].copy()
         if self.keep_old == "top":
             self._kept = self._kept_after(data.indices, result, z)
-        if moves is not None:  # the best-scoring neighbours: the only candidates the request allowed
-            return result.candidates[:k].copy()
-        return self._select(result, z, k, excluded)
+        if moves is None:
+            return self._select(result, z, k, excluded)
+        # the best-scoring neighbours (the only candidates the request allowed), then the widened draw
+        picks = result.candidates[: k if self.stall_escape == "local" else (k + 1) // 2].copy()
+        if picks.size == k:
+            return picks
+        excluded[picks] = True
+        return np.concatenate([picks, self._widened(result, z, k - picks.size, excluded)])
+
+    def _widened(self, result: ChunkResult, z: int, k: int, excluded: np.ndarray) -> np.ndarray:
+        """``k`` drawn uniformly from the (widened) top-N minus ``excluded``; from the whole scored top
+        when fewer are free there (a pool almost exhausted)."""
+        top = result.top_indices[: self._n_top(z)]
+        free = top[~excluded[top]]
+        if free.size < k:
+            free = result.top_indices[~excluded[result.top_indices]]
+        return self._rng(z).choice(free, size=min(k, free.size), replace=False)
 
     def _local_moves(self, excluded: np.ndarray, k: int) -> np.ndarray | None:
         """The local stall escape's candidates, a mask over the pool: the unevaluated neighbours of the
         ``stall_anchors`` best evaluated architectures, or of as many more as it takes to hold ``k``.
         ``None`` when the search does not escape locally now, or no anchors' neighbours hold ``k``."""
-        if self.stall_escape != "local" or not self.stall_patience or self.stalled_iterations() < self.stall_patience:
+        if self.stall_escape == "widen" or not self.stall_patience or self.stalled_iterations() < self.stall_patience:
             return None
         indices = np.asarray(self.history.indices, dtype=np.int64)
         anchors = indices[np.argsort(-np.asarray(self.history.values), kind="stable")]
