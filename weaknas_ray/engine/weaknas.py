@@ -30,8 +30,8 @@ top counts, with targets z-scored by iteration 0's statistics (``initial``: the 
 ranking, available in every space). When the region the search zooms into lacks the optimum, or holds
 only cells just below it, the search stalls: after ``stall_patience`` iterations in a row without a new
 best search value, until a batch finds a new best, half of each batch is the predictor's best
-unevaluated neighbours (:meth:`~weaknas_ray.interfaces.SearchSpace.neighbours`) of the ``stall_anchors``
-best evaluated architectures, a predictor-guided local search that reaches an optimum the smooth
+unevaluated neighbours (:meth:`~weaknas_ray.interfaces.SearchSpace.neighbours`) of the best evaluated
+architecture (``stall_anchors``), a predictor-guided local search that reaches an optimum the smooth
 predictor ranks just below its neighbours, and the other half is drawn from a top-N that doubles with
 every further stalled iteration (capped at the pool), which leaves a local optimum that local moves
 cannot (``stall_escape="local+widen"``; ``"local"`` and ``"widen"`` use one half's rule for the whole
@@ -92,7 +92,8 @@ class WeakNAS(PredictorOptimizer):
             ranks best; ``"widen"``: drawn from a top-N that doubles with every further stalled iteration
             (capped at the pool).
         stall_anchors: how many of the best evaluated architectures the local escape searches around
-            (more when their neighbours hold fewer than ``k`` unevaluated ones; default 10).
+            (more when their neighbours hold fewer than ``k`` unevaluated ones; default 1: the best, a
+            local search from the incumbent).
         pool_scorer: ``(predictor, request) -> ChunkResult`` replacing local whole-pool scoring (the Ray
             runner passes one that scores chunks in tasks); must equal :func:`~weaknas_ray.acquisition.score_pool`.
         pool_stats: ``(mean, population std)`` of the search signal over the whole pool, where the oracle
@@ -125,7 +126,7 @@ class WeakNAS(PredictorOptimizer):
         target_scaling: str = "initial",
         stall_patience: int | None = 2,
         stall_escape: str = "local+widen",
-        stall_anchors: int = 10,
+        stall_anchors: int = 1,
         pool_scorer: PoolScorer | None = None,
         pool_stats: tuple[float, float] | None = None,
         fitter: Fitter | None = None,
