@@ -27,16 +27,18 @@ the same way as the targets.
 The default :class:`WeakNAS` is not the published loop: it exploits harder and escapes when that stalls.
 It draws each batch from a top-20 (twice the batch, instead of 100), so the predicted order inside the
 top counts, with targets z-scored by iteration 0's statistics (``initial``: the published code's loose
-ranking, available in every space). When the region the search zooms into lacks the optimum, or holds
-only cells just below it, the search stalls: after ``stall_patience`` iterations in a row without a new
-best search value, until a batch finds a new best, half of each batch is the predictor's best
-unevaluated neighbours (:meth:`~weaknas_ray.interfaces.SearchSpace.neighbours`) of the best evaluated
-architecture (``stall_anchors``), a predictor-guided local search that reaches an optimum the smooth
-predictor ranks just below its neighbours, and the other half is drawn from a top-N that doubles with
-every further stalled iteration (capped at the pool), which leaves a local optimum that local moves
-cannot (``stall_escape="local+widen"``; ``"local"`` and ``"widen"`` use one half's rule for the whole
-batch). :class:`PublishedWeakNAS` (``weaknas-published``) is the published loop exactly: top-100, pool
-scaling, no stall rule.
+ranking, available in every space). A search stalls when the region it zooms into lacks the optimum, or
+holds only cells just below it. After ``stall_patience`` iterations in a row without a new best search
+value, and until a batch finds one, each batch is split (``stall_escape="local+widen"``):
+
+- half is the predictor's best unevaluated neighbours (:meth:`~weaknas_ray.interfaces.SearchSpace.neighbours`)
+  of the incumbent (``stall_anchors``): a predictor-guided local search, which reaches an optimum that the
+  smooth predictor ranks just below its neighbours;
+- half is drawn from a top-N that doubles with every further stalled iteration (capped at the pool), which
+  leaves a local optimum that local moves cannot.
+
+``"local"`` and ``"widen"`` apply one of the two rules to the whole batch. :class:`PublishedWeakNAS`
+(``weaknas-published``) is the published loop exactly: top-100, pool scaling, no stall rule.
 
 The answer: after the last batch the published code runs its fit once more (on every query under the
 published ``keep_old="all"``; ``"top"`` and ``"none"`` keep old data by their own rule) and logs that
