@@ -181,7 +181,7 @@ def _raylet_pid(node_manager_port: int) -> int:
 
 @pytest.mark.slow
 def test_run_finishes_every_repeat_after_a_worker_node_dies(tmp_path):
-    """Issue 14.1: SIGKILL the worker node's raylet while both nodes run repeats. The repeat lost with it
+    """SIGKILL the worker node's raylet while both nodes run repeats. The repeat lost with it
     is retried on the head (whose CPU the surviving actor holds), and the run ends with every repeat
     instead of waiting forever for a CPU for a replacement actor."""
     start = time.monotonic()

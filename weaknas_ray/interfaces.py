@@ -78,13 +78,18 @@ class SearchSpace(ABC):
         return int(rng.choice(near)) if near.size else int(index)
 
     def neighbours(self, index: int) -> np.ndarray:
-        """The pool architectures other than ``index`` at the smallest L1 feature distance from it, as
-        sorted int64 indices (empty for a pool of one). For one-hot encodings these are the fewest-changes
-        neighbours (NAS-Bench-201: the 24 one-edge edits); WeakNAS's local stall escape searches them."""
+        """The pool architectures other than ``index`` at the smallest :meth:`distances` from it, as sorted
+        int64 indices (empty for a pool of one); WeakNAS's local stall escape searches them."""
         i = int(self.check_indices(index)[0])
-        distance = np.abs(self.features - self.features[i]).sum(axis=1, dtype=np.float64)
+        distance = self.distances(i).astype(np.float64)
         distance[i] = np.inf
         return np.flatnonzero(distance == distance.min()) if distance.size > 1 else np.empty(0, dtype=np.int64)
+
+    def distances(self, index: int) -> np.ndarray:
+        """How far every pool architecture is from architecture ``index``, shape ``(len(self),)``. Default:
+        the L1 feature distance; for one-hot encodings twice the number of changed choices (NAS-Bench-201:
+        one-edge edits are at 2)."""
+        return np.abs(self.features - self.features[index]).sum(axis=1, dtype=np.float64)
 
     def describe(self, indices: np.ndarray) -> dict[str, list]:
         """Extra per-architecture result columns (e.g. OFA's ``flops_m``), one list entry per index.

@@ -1,7 +1,7 @@
 """Lockstep loop: G repeats in one process whose WeakNAS predictors train as ONE batched model.
 
 Why: on a GPU one training step of the 4 x 1000 MLP at batch 200 is launch-bound (about 2 ms), and 25
-models batched into one step cost about the same (issue 4). Repeats of one method and schedule ask for
+models batched into one step cost about the same. Repeats of one method and schedule ask for
 the same training-set size at every iteration, so their fits can share a batch: every iteration this
 loop collects each repeat's :meth:`~weaknas_ray.engine.weaknas.WeakNAS.next_fit`, fits those with the
 same predictor settings and size through the predictor's ``fit_group``, and lets each repeat score and

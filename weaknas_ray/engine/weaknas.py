@@ -269,11 +269,11 @@ class WeakNAS(PredictorOptimizer):
             return None
         indices = np.asarray(self.history.indices, dtype=np.int64)
         anchors = indices[np.argsort(-np.asarray(self.history.values), kind="stable")]
-        moves = np.zeros(self.n_pool, dtype=bool)
+        moves, free = np.zeros(self.n_pool, dtype=bool), ~excluded
         for count, anchor in enumerate(anchors, start=1):
             moves[self.space.neighbours(anchor)] = True
-            if min(self.stall_anchors, anchors.size) <= count and np.count_nonzero(moves & ~excluded) >= k:
-                return moves & ~excluded
+            if min(self.stall_anchors, anchors.size) <= count and np.count_nonzero(moves & free) >= k:
+                return moves & free
         return None
 
     def _training_set(self, z: int) -> tuple[np.ndarray, np.ndarray]:

@@ -85,14 +85,11 @@ class OFAMobileNetV3Space(SearchSpace):
     def params(self, index: int) -> dict[str, Any]:
         return self.decode(index)
 
-    def neighbours(self, index: int) -> np.ndarray:
-        """The pool subnets with the fewest raw integers differing from ``index``'s. A single-gene mutation
-        of a subnet is almost never in a random pool of 10,000, so the pool's own neighbourhood stands in
-        for it (in :meth:`mutate` and WeakNAS's local stall escape)."""
-        idx = int(self.check_indices(index)[0])
-        distance = (self.configs != self.configs[idx]).sum(axis=1)
-        distance[idx] = arch.N_RAW + 1
-        return np.flatnonzero(distance == distance.min()) if distance.size > 1 else np.empty(0, dtype=np.int64)
+    def distances(self, index: int) -> np.ndarray:
+        """The number of raw integers in which each pool subnet differs from ``index``'s. A single-gene
+        mutation of a subnet is almost never in a random pool of 10,000, so the pool's own nearest subnets
+        (:meth:`neighbours`) stand in for it (in :meth:`mutate` and WeakNAS's local stall escape)."""
+        return (self.configs != self.configs[index]).sum(axis=1)
 
     def describe(self, indices: np.ndarray) -> dict[str, list]:
         """``flops_m``: MFLOPs (multiply-accumulates, as OFA counts them) of each subnet."""
