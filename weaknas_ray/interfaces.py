@@ -25,6 +25,9 @@ import numpy as np
 
 from weaknas_ray.exceptions import UnknownArchitectureError
 
+# NOTE: how a reported value's distance to the optimum is measured (Oracle.regret).
+REGRETS = ("difference", "log")
+
 
 class SearchSpace(ABC):
     """A finite pool of architectures with one float32 feature row each.
@@ -128,7 +131,14 @@ class Evaluation:
 
 
 class Oracle(ABC):
-    """Evaluates architectures of one space by index. Higher values are better."""
+    """Evaluates architectures of one space by index. Higher values are better.
+
+    ``regret`` says how results measure the distance of a reported value ``v`` to the optimum ``v*``:
+    ``"difference"`` (``v* - v``, e.g. accuracy points) or ``"log"`` (``log(-v) - log(-v*)``, for a
+    negated loss: the regret in log(loss) of HPO benchmarks).
+    """
+
+    regret: str = "difference"
 
     @abstractmethod
     def evaluate(self, indices: np.ndarray) -> Evaluation:
@@ -170,9 +180,16 @@ class TableOracle(Oracle):
         search: search signal per architecture, shape ``(n,)``.
         reported: reported metric per architecture, shape ``(n,)``; defaults to ``search``.
         cost: optional evaluation cost per architecture, shape ``(n,)``.
+        regret: ``"difference"`` or ``"log"`` (see :class:`Oracle`).
     """
 
-    def __init__(self, search: np.ndarray, reported: np.ndarray | None = None, cost: np.ndarray | None = None):
+    def __init__(
+        self, search: np.ndarray, reported: np.ndarray | None = None, cost: np.ndarray | None = None,
+        regret: str = "difference",
+    ):  # fmt: skip
+        if regret not in REGRETS:
+            raise ValueError(f"regret must be one of {REGRETS}, got {regret!r}")
+        self.regret = regret
         self.search = np.asarray(search, dtype=np.float64)
         self.reported = self.search if reported is None else np.asarray(reported, dtype=np.float64)
         self.cost = None if cost is None else np.asarray(cost, dtype=np.float64)
@@ -208,8 +225,10 @@ class TableOracle(Oracle):
 
 @dataclass
 class Benchmark:
-    """A search space with its oracle, as one config section loads them."""
+    """A search space with its oracle, as one config section loads them; ``notes`` are facts a run's
+    summary states (e.g. that the reported metric is the validation accuracy)."""
 
     name: str  # e.g. "nasbench201/cifar10"
     space: SearchSpace
     oracle: Oracle
+    notes: tuple[str, ...] = ()

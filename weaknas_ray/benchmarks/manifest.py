@@ -47,21 +47,23 @@ def manifest_path() -> Path | resources.abc.Traversable:
     return Path(named).expanduser() if named else MANIFEST_PATH
 
 
-def load_manifest(path: Path | resources.abc.Traversable | None = None) -> dict[str, FileSpec]:
+def load_manifest(path: Path | resources.abc.Traversable | None = None, section: str = "files") -> dict[str, FileSpec]:
     """The manifest's files by key, in manifest order.
 
     Args:
         path: the manifest file; by default :func:`manifest_path`, looked up on each call (a change of
             ``$WEAKNAS_MANIFEST`` takes effect); each file is read once per process.
+        section: ``"files"`` (found in the data roots) or ``"package_files"`` (inside an installed package,
+            paths relative to its folder: :mod:`weaknas_ray.benchmarks.package_data`).
 
     Raises:
         BenchmarkDataError: the manifest is missing, not JSON, or of another schema version.
     """
-    return _load_manifest(manifest_path() if path is None else path)
+    return _load_manifest(manifest_path() if path is None else path)[section]
 
 
 @lru_cache(maxsize=4)
-def _load_manifest(path: Path | resources.abc.Traversable) -> dict[str, FileSpec]:
+def _load_manifest(path: Path | resources.abc.Traversable) -> dict[str, dict[str, FileSpec]]:
     try:
         raw = json.loads((Path(path) if isinstance(path, str) else path).read_text())
     except (OSError, json.JSONDecodeError) as exc:
@@ -71,18 +73,24 @@ def _load_manifest(path: Path | resources.abc.Traversable) -> dict[str, FileSpec
             f"manifest {path}: schema_version {raw.get('schema_version')!r}, expected {SCHEMA_VERSION}"
         )
     try:
-        return {key: FileSpec(key=key, **entry) for key, entry in raw["files"].items()}
+        return {section: {key: FileSpec(key=key, **entry) for key, entry in raw.get(section, {}).items()}
+                for section in ("files", "package_files")}
     except (KeyError, TypeError) as exc:
-        raise BenchmarkDataError(f"manifest {path}: malformed 'files' entry ({exc})") from exc
+        raise BenchmarkDataError(f"manifest {path}: malformed file entry ({exc})") from exc
 
 
-def file_spec(key: str) -> FileSpec:
-    """The manifest entry ``key`` (e.g. ``"nasbench201"``).
+def file_spec(key: str, section: str = "files") -> FileSpec:
+    """The manifest entry ``key`` (e.g. ``"nasbench201"``) of ``section`` (see :func:`load_manifest`).
 
     Raises:
         BenchmarkDataError: no such entry.
     """
-    files = load_manifest()
+    files = load_manifest(section=section)
     if key not in files:
-        raise BenchmarkDataError(f"manifest {manifest_path()}: no entry {key!r}; entries are {sorted(files)}")
+        raise BenchmarkDataError(f"manifest {manifest_path()}: no entry {key!r} in {section}; entries are {sorted(files)}")
     return files[key]
+
+
+def package_file_spec(key: str) -> FileSpec:
+    """The ``package_files`` entry ``key`` (e.g. ``"hpolib/protein_structure"``)."""
+    return file_spec(key, "package_files")

@@ -27,6 +27,7 @@ BENCHMARKS: dict[str, str] = {
     "nasbench201": "weaknas_ray.benchmarks.nasbench201:load_benchmark",
     "nasbench101": "weaknas_ray.benchmarks.nasbench101:load_benchmark",
     "ofa_mbv3": "weaknas_ray.benchmarks.ofa_mbv3:load_benchmark",
+    "hpolib": "weaknas_ray.benchmarks.hpolib:load_benchmark",
 }
 
 

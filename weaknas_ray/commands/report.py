@@ -43,7 +43,9 @@ def main(args: argparse.Namespace) -> int:
         runs = {f"{s.root.name}: ": (s.results(), s.load_config()["search"]["max_sample"]) for s in stores}
         optima = {(s.load_meta().get("optimum") or {}).get("reported") for s in stores}
         optimum = optima.pop() if len(optima) == 1 else None  # one line only when all runs share it
-        print(f"comparison written to {plot_curves(runs, Path(args.compare), optimum, args.log_x)}")
+        kinds = {s.load_meta().get("regret", "difference") for s in stores}
+        regret_kind = "log" if kinds == {"log"} and optimum is not None else "difference"
+        print(f"comparison written to {plot_curves(runs, Path(args.compare), optimum, args.log_x, regret_kind)}")
     elif args.compare:
         print(f"--compare {args.compare}: one run given, nothing to compare (its own curves.png is redrawn)")
     return 0

@@ -225,6 +225,8 @@ def _meta(benchmark) -> dict[str, Any]:
         "optimum": None if optimum is None else {"search": optimum[0], "reported": optimum[1]},
         "optimum_indices": listed(oracle.optimum_indices),
         "search_optimum_indices": listed(oracle.search_optimum_indices),
+        "regret": oracle.regret,
+        "notes": list(benchmark.notes),
     }
 
 

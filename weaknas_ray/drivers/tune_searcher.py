@@ -74,6 +74,9 @@ class WeakNASSearcher(Searcher):
         pool_size: candidates of a :class:`TuneSpace` that cannot be enumerated: that many are drawn,
             seeded (default 10,000).
         pool_extend: draw this many more candidates before each batch (a sampled pool only; default 0).
+        numeric_choices: how a :class:`TuneSpace` encodes a ``tune.choice`` of more than two numbers:
+            ``"ordinal"`` (default: one ordered column, log-scaled where the values span more than a decade)
+            or ``"categorical"`` (one-hot, as written).
         fit_in_task: fit the predictor in a Ray task while ``suggest`` returns ``None`` when Ray runs and
             has a free CPU (``None``, default; ``True`` also warns when it cannot), or always in
             ``suggest`` (``False``).
@@ -97,6 +100,7 @@ class WeakNASSearcher(Searcher):
         base_space: SearchSpace | None = None,
         pool_size: int = POOL_SIZE,
         pool_extend: int = 0,
+        numeric_choices: str = "ordinal",
         fit_in_task: bool | None = None,
         **settings: Any,
     ):
@@ -123,6 +127,7 @@ class WeakNASSearcher(Searcher):
         self._rewards = None if evaluated_rewards is None else [float(r) for r in evaluated_rewards]
         self._base_space = base_space
         self.pool_size, self.pool_extend, self.fit_in_task = int(pool_size), int(pool_extend), fit_in_task
+        self.numeric_choices = numeric_choices
         self._space: SearchSpace | None = None
         self._constants: dict[str, Any] = {}  # param_space keys without a domain, added to every config
         self._added: list[tuple[dict, float]] = []  # add_evaluated_point before the run: (config, value)
@@ -267,7 +272,7 @@ class WeakNASSearcher(Searcher):
         """Build the space and the optimizer (budget plus the pre-evaluated points)."""
         if isinstance(space, dict):
             space, self._constants = space_from_param_space(
-                space, self._base_space, _default_base_space, self.pool_size, self.seed)
+                space, self._base_space, _default_base_space, self.pool_size, self.seed, self.numeric_choices)
         if not isinstance(space, SearchSpace):
             raise ConfigError(f"WeakNASSearcher: space must be a SearchSpace or a dict of tune domains, got {type(space).__name__}")
         self._space = space

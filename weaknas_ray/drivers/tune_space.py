@@ -16,6 +16,7 @@ import numpy as np
 
 from weaknas_ray.exceptions import ConfigError, UnknownArchitectureError
 from weaknas_ray.interfaces import SearchSpace
+from weaknas_ray.spaces.params import Param, ParamSpace, categorical, floating, integer, ordinal
 
 
 class SubsetSpace(SearchSpace):
@@ -208,92 +209,54 @@ def merge_config(constants: dict[str, Any], values: dict[tuple[str, ...], Any]) 
     return config
 
 
-class _Dim:
-    """One searched parameter: its kind (``cat``, ``int``, ``float``), range and scale, its finite values
-    where it has them, and its encoding (one-hot, or one column in [0, 1], log-scaled where the domain
-    is logarithmic, through the normal CDF for ``randn``)."""
-
-    def __init__(self, path: tuple[str, ...], domain: Any):
-        from ray.tune.search.sample import Categorical, Float, Integer, LogUniform, Normal, Quantized
-
-        self.path, self.domain, self.name = path, domain, ".".join(map(str, path))
-        sampler = domain.get_sampler()
-        self.q = sampler.q if isinstance(sampler, Quantized) else None
-        base = sampler.sampler if isinstance(sampler, Quantized) else sampler
-        self.log = isinstance(base, LogUniform)
-        self.normal = (base.mean, base.sd) if isinstance(base, Normal) else None
-        if isinstance(domain, Categorical):
-            self.kind, self.categories = "cat", list(domain.categories)
-            if not self.categories:
-                raise ConfigError(f"tune search space: {self.name} is an empty choice")
-        elif isinstance(domain, (Integer, Float)):
-            self.kind = "int" if isinstance(domain, Integer) else "float"
-            self.lower, self.upper = domain.lower, domain.upper
-        else:
-            raise ConfigError(f"tune search space: {self.name} has an unsupported {type(domain).__name__} domain")
-
-    @property
-    def width(self) -> int:
-        return len(self.categories) if self.kind == "cat" else 1
-
-    def values(self) -> np.ndarray | None:
-        """Every raw value (category position, or number), where finitely many; else ``None``."""
-        if self.kind == "cat":
-            return np.arange(len(self.categories), dtype=np.float64)
-        if self.normal is not None:
-            return None
-        if self.q is not None:
-            low, high = np.ceil(self.lower / self.q), np.floor(self.upper / self.q)
-            return np.arange(low, high + 1) * self.q if high - low < POOL_SIZE else None
-        if self.kind == "int":  # randint's upper bound is exclusive
-            return np.arange(self.lower, self.upper, dtype=np.float64) if self.upper - self.lower <= POOL_SIZE else None
-        return None
-
-    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        if self.kind == "cat":
-            return rng.integers(len(self.categories), size=n).astype(np.float64)
-        return np.atleast_1d(np.asarray(self.domain.sample(size=n, random_state=rng), dtype=np.float64))
-
-    def raw(self, value: Any) -> float:
-        """The raw value of a user's value (a category's position)."""
-        if self.kind == "cat":
-            for position, category in enumerate(self.categories):
-                if category == value:
-                    return float(position)
-            raise UnknownArchitectureError(f"{self.name}: {value!r} is not one of {self.categories}")
-        return float(value)
-
-    def value(self, raw: float) -> Any:
-        """The trial config's value of a raw value."""
-        if self.kind == "cat":
-            return self.categories[int(raw)]
-        return int(raw) if self.kind == "int" else float(raw)
-
-    def encode(self, raw: np.ndarray) -> np.ndarray:
-        """Feature columns ``(n, width)`` of raw values ``(n,)``."""
-        if self.kind == "cat":
-            return np.eye(len(self.categories), dtype=np.float32)[raw.astype(np.int64)]
-        if self.normal is not None:
-            from scipy.special import ndtr
-
-            return ndtr((raw - self.normal[0]) / self.normal[1])[:, None].astype(np.float32)
-        low, high, x = float(self.lower), float(self.upper), raw
-        if self.log:
-            low, high, x = np.log(low), np.log(high), np.log(np.maximum(raw, 1e-300))
-        span = high - low if high > low else 1.0
-        return np.clip((x - low) / span, 0.0, 1.0)[:, None].astype(np.float32)
+# NOTE: how a numeric tune.choice of more than two values is encoded: as an ordered (ordinal) parameter,
+# Syne Tune's advice, or as the user wrote it ("categorical": one-hot, every pair equally far apart).
+NUMERIC_CHOICES = ("ordinal", "categorical")
 
 
-class TuneSpace(SearchSpace):
-    """A pool of candidates over any Tune ``param_space``: every combination where the searched
-    parameters are finite and have at most ``pool_size`` combinations, else ``pool_size`` seeded draws
-    from the domains (duplicates dropped), extendable by :meth:`extend`. Constants pass through to every
-    config. Row ``i`` of ``features`` encodes candidate ``i`` (see ``_Dim``).
+def param_from_domain(name: str, domain: Any, numeric_choices: str = "ordinal") -> Param:
+    """The typed parameter of one Tune domain: ``choice`` -> categorical (ordinal for more than two distinct
+    numbers, unless ``numeric_choices="categorical"``), ``randint`` / ``qrandint`` / ``lograndint`` -> integer
+    (Tune's upper bound exclusive, a quantized one inclusive), ``uniform`` / ``quniform`` / ``loguniform`` /
+    ``qloguniform`` -> float, ``randn`` -> float with a normal prior.
+
+    Raises:
+        ConfigError: an empty choice or an unsupported domain, naming the parameter.
+    """
+    from ray.tune.search.sample import Categorical, Float, Integer, LogUniform, Normal, Quantized
+
+    sampler = domain.get_sampler()
+    q = sampler.q if isinstance(sampler, Quantized) else None
+    base = sampler.sampler if isinstance(sampler, Quantized) else sampler
+    log = True if isinstance(base, LogUniform) else None
+    if isinstance(domain, Categorical):
+        categories = list(domain.categories)
+        if not categories:
+            raise ConfigError(f"tune search space: {name} is an empty choice")
+        numbers = all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in categories)
+        if numeric_choices == "ordinal" and numbers and len(set(categories)) > 2:
+            return ordinal(name, categories)
+        return categorical(name, categories)
+    if isinstance(domain, Integer):
+        return integer(name, int(domain.lower), int(domain.upper) - (0 if q else 1), log=log, step=int(q or 1))
+    if isinstance(domain, Float):
+        if isinstance(base, Normal):
+            return floating(name, normal=(base.mean, base.sd), step=q)
+        return floating(name, domain.lower, domain.upper, log=bool(log), step=q)
+    raise ConfigError(f"tune search space: {name} has an unsupported {type(domain).__name__} domain")
+
+
+class TuneSpace(ParamSpace):
+    """A pool of candidates over any Tune ``param_space``: the typed parameters of its domains
+    (:func:`param_from_domain`) in a :class:`~weaknas_ray.spaces.params.ParamSpace`, every combination when
+    finite and at most ``pool_size``, else ``pool_size`` seeded draws, extendable by :meth:`extend`. Parameter
+    names are the dotted key paths; constants pass through to every config.
 
     Args:
         param_space: Tune's nested dict of domains and constants.
         pool_size: the most candidates enumerated, and the number drawn when sampling.
         seed: seed of the draws.
+        numeric_choices: ``"ordinal"`` (default) or ``"categorical"``, see :data:`NUMERIC_CHOICES`.
 
     Raises:
         ConfigError: no searched parameter, ``grid_search``, ``sample_from`` or an unsupported domain.
@@ -302,114 +265,61 @@ class TuneSpace(SearchSpace):
     # NOTE: a user's own trainable gets exactly its param_space: no arch_index/arch keys beside it.
     extra_keys = False
 
-    def __init__(self, param_space: dict[str, Any], pool_size: int = POOL_SIZE, seed: int = 0):
+    def __init__(self, param_space: dict[str, Any], pool_size: int = POOL_SIZE, seed: int = 0,
+                 numeric_choices: str = "ordinal"):  # fmt: skip
         domains, self.constants = split_param_space(param_space)
         if not domains:
             raise ConfigError("tune search space: no searched parameter (tune.choice, tune.uniform, ...) in param_space")
+        if numeric_choices not in NUMERIC_CHOICES:
+            raise ConfigError(f"tune search space: numeric_choices must be one of {NUMERIC_CHOICES}, got {numeric_choices!r}")
         if int(pool_size) < 1:
             raise ConfigError(f"tune search space: pool_size must be at least 1, got {pool_size}")
-        self.dims = [_Dim(path, domain) for path, domain in domains.items()]
-        self.pool_size, self.seed = int(pool_size), int(seed)
-        grids = [dim.values() for dim in self.dims]
-        size = float(np.prod([len(g) for g in grids], dtype=np.float64)) if all(g is not None for g in grids) else np.inf
-        self.enumerated = size <= self.pool_size
-        self._raw = np.empty((0, len(self.dims)))
-        self._rows: dict[tuple, int] = {}
-        self._features = np.empty((0, sum(dim.width for dim in self.dims)), dtype=np.float32)
-        if self.enumerated:
-            mesh = np.meshgrid(*grids, indexing="ij")
-            self._append(np.stack([m.reshape(-1) for m in mesh], axis=1))
-        else:
-            self.extend(self.pool_size)
-        self.name = f"tune[{len(self.dims)} parameters, {'all' if self.enumerated else 'sampled'} {len(self)}]"
+        self.paths = list(domains)
+        params = [param_from_domain(".".join(map(str, path)), domain, numeric_choices) for path, domain in domains.items()]
+        super().__init__(params, pool_size=pool_size, seed=seed)
+        self.name = f"tune[{len(params)} parameters, {'all' if self.enumerated else 'sampled'} {len(self)}]"
 
-    @property
-    def features(self) -> np.ndarray:
-        return self._features
-
-    def extend(self, n: int) -> int:
-        """Draw ``n`` more candidates (seeded by the pool's size), keeping the new distinct ones; returns
-        how many were added (none for an enumerated pool, which holds every candidate)."""
-        if self.enumerated or n <= 0:
-            return 0
-        rng = np.random.default_rng([self.seed, len(self._raw)])
-        return self._append(np.stack([dim.sample(int(n), rng) for dim in self.dims], axis=1))
+    def _flat(self, config: dict[str, Any]) -> dict[str, Any]:
+        """A config nested like ``param_space`` (or already flat by dotted name) -> ``{dotted name: value}``."""
+        if all(p.name in config for p in self.parameters):
+            return {p.name: config[p.name] for p in self.parameters}
+        flat = {}
+        for path, param in zip(self.paths, self.parameters):
+            node = config
+            for key in path:
+                if not isinstance(node, dict) or key not in node:
+                    raise UnknownArchitectureError(f"tune search space: config {config!r} has no value for {param.name}")
+                node = node[key]
+            flat[param.name] = node
+        return flat
 
     def add(self, config: dict[str, Any]) -> int:
         """The index of a user's config (e.g. a ``points_to_evaluate`` entry), appended when new."""
-        before = len(self)
-        self._append(self._raw_row(config)[None, :], check=True)
-        return self._rows[tuple(self._raw_row(config))] if len(self) == before else len(self) - 1
-
-    def _raw_row(self, config: dict[str, Any]) -> np.ndarray:
-        row = []
-        for dim in self.dims:
-            node = config
-            for key in dim.path:
-                if not isinstance(node, dict) or key not in node:
-                    raise UnknownArchitectureError(f"tune search space: config {config!r} has no value for {dim.name}")
-                node = node[key]
-            row.append(dim.raw(node))
-        return np.asarray(row, dtype=np.float64)
-
-    def _append(self, raw: np.ndarray, check: bool = False) -> int:
-        keep = []
-        for row in raw:
-            key = tuple(row.tolist())
-            if key not in self._rows:
-                if check and self.enumerated:
-                    raise UnknownArchitectureError(f"{self.name}: {self._config(row)} is outside the search space")
-                self._rows[key] = len(self._raw) + len(keep)
-                keep.append(row)
-        if keep:
-            new = np.asarray(keep)
-            self._raw = np.concatenate([self._raw, new])
-            columns = [dim.encode(new[:, j]) for j, dim in enumerate(self.dims)]
-            self._features = np.ascontiguousarray(np.concatenate([self._features, np.concatenate(columns, axis=1)]))
-        return len(keep)
-
-    def _config(self, row: np.ndarray) -> dict[str, Any]:
-        return merge_config(self.constants, {dim.path: dim.value(raw) for dim, raw in zip(self.dims, row)})
+        return super().add(self._flat(config))
 
     def params(self, index: int) -> dict[str, Any]:
         """The trial config: the constants with every searched value set."""
-        return self._config(self._raw[self.check_indices(index)[0]])
-
-    def decode(self, index: int) -> dict[str, Any]:
-        return {dim.name: dim.value(raw) for dim, raw in zip(self.dims, self._raw[self.check_indices(index)[0]])}
-
-    def arch_str(self, index: int) -> str:
-        return ",".join(f"{key}={value!r}" for key, value in self.decode(index).items())
+        return merge_config(self.constants, dict(zip(self.paths, self.decode(index).values())))
 
     def index_of(self, arch: Any) -> int:
         """The index of a config (nested like ``param_space``, or flat by dotted name) or an ``arch_str``."""
-        if isinstance(arch, str):
-            for index in range(len(self)):
-                if self.arch_str(index) == arch:
-                    return index
-            raise UnknownArchitectureError(f"{self.name}: no candidate {arch!r}")
-        if isinstance(arch, dict) and all(dim.name in arch for dim in self.dims):
-            arch = merge_config({}, {dim.path: arch[dim.name] for dim in self.dims})
-        key = tuple(self._raw_row(arch).tolist())
-        if key not in self._rows:
-            raise UnknownArchitectureError(f"{self.name}: {arch!r} is not in the candidate pool")
-        return self._rows[key]
+        return super().index_of(arch if isinstance(arch, str) else self._flat(arch))
 
     def param_choices(self) -> dict[str, list] | None:
-        """Every value per parameter, for an enumerated pool of top-level parameters (TPE needs it)."""
-        if not self.enumerated or any(len(dim.path) > 1 for dim in self.dims):
-            return None
-        return {dim.name: [dim.value(raw) for raw in dim.values()] for dim in self.dims}
+        """Every value per parameter, for an enumerated pool of top-level parameters."""
+        return None if any(len(path) > 1 for path in self.paths) else super().param_choices()
 
 
 def space_from_param_space(
     param_space: dict[str, Any], base: SearchSpace | None, base_loader, pool_size: int = POOL_SIZE, seed: int = 0,
+    numeric_choices: str = "ordinal",
 ) -> tuple[SearchSpace, dict[str, Any]]:  # fmt: skip
     """The search space of a Tune ``param_space`` and the constants to add to each config.
 
     A dict of ``tune.choice`` domains over the fields of ``base`` (or, without ``base``, over NAS-Bench-201's
     edges ``e1_0`` .. ``e3_2``: ``base_loader()`` loads it) restricts that space (:func:`space_from_domains`);
-    any other space becomes a :class:`TuneSpace`. Constants (keys with no domain) pass through.
+    any other space becomes a :class:`TuneSpace` (``pool_size``, ``seed`` and ``numeric_choices`` are its
+    arguments). Constants (keys with no domain) pass through.
     """
     from ray.tune.search.sample import Categorical
 
@@ -420,7 +330,7 @@ def space_from_param_space(
     nb201 = bool(domains) and len(top) == len(domains) and set(top) <= set(PARAM_NAMES) and all(
         isinstance(domain, Categorical) for domain in top.values())
     if base is None and not nb201:
-        space = TuneSpace(param_space, pool_size, seed)
+        space = TuneSpace(param_space, pool_size, seed, numeric_choices)
         return space, {}
     base = base if base is not None else base_loader()
     fields = base.param_choices() or {}

@@ -2,7 +2,8 @@
 
 Method names used everywhere (configs, CLI, results): ``weaknas`` (uniform from the predicted top-N,
 and a local search when it stalls), ``weaknas-published`` (the published loop exactly),
-``weaknas-ei`` (expected improvement over an ensemble), ``random``, ``evolution``, ``tpe``.
+``weaknas-ei`` (expected improvement over an ensemble), ``random``, ``evolution``, ``tpe`` and ``gp`` (Optuna's
+TPE and Gaussian-process samplers).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ METHODS: dict[str, str] = {
     "weaknas-ei": "weaknas_ray.engine.weaknas:WeakNASEI",
     "random": "weaknas_ray.engine.baselines:RandomSearch",
     "evolution": "weaknas_ray.engine.baselines:RegularizedEvolution",
-    "tpe": "weaknas_ray.engine.tpe:OptunaTPE",
+    "tpe": "weaknas_ray.engine.optuna_samplers:OptunaTPE",
+    "gp": "weaknas_ray.engine.optuna_samplers:OptunaGP",
 }
 
 

@@ -7,6 +7,7 @@ are population std (ddof 0) over repeats.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,8 @@ TABLE_CHECKPOINTS = (50, 100, 200, 300, 500, 1000)
 # NOTE: the runner's own result columns; any other column is the space's description (flops_m, params_mb).
 RUN_COLUMNS = {"method", "repeat", "seed", "iteration", "query", "arch_index", "arch", "search_value", "reported_value",
                "best_search_so_far", "best_reported_so_far", "elapsed_s", "cost"}
+# NOTE: column titles of the final mean regret, by regret kind.
+_REGRET_LABEL = {"difference": "regret (mean)", "log": "log-regret (mean)"}
 # NOTE: the printed summary lists every repeat's best when no method has more repeats than this.
 MAX_PRINTED_REPEATS = 10
 
@@ -47,6 +50,15 @@ def best_curves(rows: pd.DataFrame, max_sample: int) -> np.ndarray:
     return pd.DataFrame(out.T).ffill().to_numpy().T
 
 
+def regret(values: np.ndarray, optimum: float, kind: str = "difference") -> np.ndarray:
+    """Distance of reported values to the optimum (see :class:`~weaknas_ray.interfaces.Oracle`): ``optimum -
+    values``, or for ``kind="log"`` (negated losses) ``log(-values) - log(-optimum)``, the regret in log(loss)."""
+    values = np.asarray(values, dtype=np.float64)
+    if kind == "log":
+        return np.log(-values) - np.log(-optimum)
+    return optimum - values
+
+
 def queries_to_optimum(rows: pd.DataFrame, optimum_indices: list[int]) -> np.ndarray:
     """Per repeat (ascending), the 1-based query at which any optimum architecture was evaluated,
     NaN where it never was; shape ``(n_repeats,)``."""
@@ -62,6 +74,8 @@ def summarize(
     optimum_indices: list[int] | None = None,
     optimum_reported: float | None = None,
     search_optimum_indices: list[int] | None = None,
+    regret_kind: str = "difference",
+    notes: list[str] | None = None,
 ) -> dict[str, Any]:
     """The ``summary.json`` content.
 
@@ -72,12 +86,15 @@ def summarize(
         optimum_indices: pool indices reaching the best reported value, where known.
         optimum_reported: the best reported value of the pool, where known.
         search_optimum_indices: pool indices reaching the best search value, where known.
+        regret_kind: how regret is measured (:func:`regret`).
+        notes: the benchmark's notes, repeated in the summary.
 
     Returns:
-        ``{"optimum": ..., "methods": {method: {"repeats", "seeds", "queries", "seconds_per_repeat",
-        "best_reported_at", "final_best_reported", "queries_to_optimum", "queries_to_search_optimum",
-        "final_top1"}}, "per_repeat": [...]}`` (see :func:`best_per_repeat`); the two ``queries_to_*``
-        entries appear where those optima are known.
+        ``{"optimum_reported", "regret", "notes", "methods": {method: {"repeats", "seeds", "queries",
+        "seconds_per_repeat", "best_reported_at", "final_best_reported", "regret_at", "final_regret",
+        "queries_to_optimum", "queries_to_search_optimum", "final_top1"}}, "per_repeat": [...]}`` (see
+        :func:`best_per_repeat`); the regret entries appear where the optimum is known, the two
+        ``queries_to_*`` entries where those optima are.
     """
     methods: dict[str, Any] = {}
     for method, rows in results.groupby("method", sort=False):
@@ -92,6 +109,10 @@ def summarize(
             },
             "final_best_reported": _stats(curves[:, -1]),
         }
+        if optimum_reported is not None:
+            regrets = regret(curves, optimum_reported, regret_kind)
+            entry["regret_at"] = {str(q): _stats(regrets[:, q - 1]) for q in CHECKPOINTS if q <= max_sample}
+            entry["final_regret"] = _stats(regrets[:, -1])
         for key, targets in (("queries_to_optimum", optimum_indices), ("queries_to_search_optimum", search_optimum_indices)):
             if targets:
                 entry[key] = _first_hits(queries_to_optimum(rows, targets))
@@ -101,7 +122,8 @@ def summarize(
                 "share_already_queried": float(mine["already_queried"].mean()),
             }
         methods[str(method)] = entry
-    return {"optimum_reported": optimum_reported, "methods": methods, "per_repeat": best_per_repeat(results, final_top1)}
+    return {"optimum_reported": optimum_reported, "regret": regret_kind, "notes": list(notes or []), "methods": methods,
+            "per_repeat": best_per_repeat(results, final_top1)}
 
 
 def best_per_repeat(results: pd.DataFrame, final_top1: pd.DataFrame | None) -> list[dict[str, Any]]:
@@ -128,14 +150,16 @@ def summary_table(summary: dict[str, Any]) -> str:
     """A short plain-text table of a summary: one line per method."""
     width = max([12, *map(len, summary["methods"])])
     header = (f"{'method':<{width}} {'repeats':>7} {'queries':>8} {'best reported (mean +/- std)':>30} "
+              f"{_REGRET_LABEL[summary.get('regret', 'difference')]:>16} "
               f"{'reported optimum: found, q mean/med':>36} {'search optimum: found, q mean/med':>34}")
-    lines = [header, "-" * len(header)]
+    lines = [f"note: {note}" for note in summary.get("notes", [])] + [header, "-" * len(header)]
     for method, s in summary["methods"].items():
-        best = s["final_best_reported"]
+        best, final_regret = s["final_best_reported"], s.get("final_regret")
         lines.append(
             f"{method:<{width}} {s['repeats']:>7} {s['queries']['mean']:>8.1f} "
-            f"{best['mean']:>21.3f} +/- {best['std']:<5.3f} {_hits_cell(s.get('queries_to_optimum')):>36} "
-            f"{_hits_cell(s.get('queries_to_search_optimum')):>34}"
+            f"{best['mean']:>21.3f} +/- {best['std']:<5.3f} "
+            f"{'-' if final_regret is None else format(final_regret['mean'], '.4g'):>16} "
+            f"{_hits_cell(s.get('queries_to_optimum')):>36} {_hits_cell(s.get('queries_to_search_optimum')):>34}"
         )
     per_repeat = summary.get("per_repeat") or []
     if per_repeat and max(s["repeats"] for s in summary["methods"].values()) <= MAX_PRINTED_REPEATS:
@@ -145,22 +169,25 @@ def summary_table(summary: dict[str, Any]) -> str:
 
 def markdown_table(summaries: list[dict[str, Any]], max_samples: list[int]) -> str:
     """One Markdown table of every method of several runs (e.g. a comparison and its EI run): repeats,
-    mean +/- std of the best reported value at the checkpoints within the budget, queries to the search
-    and to the reported optimum (share found, mean / median over the repeats that found it) and mean
-    seconds per repeat; the best mean of each checkpoint column in bold."""
+    mean +/- std of the best reported value at the checkpoints within the budget (of the log-regret
+    instead, where the runs measure regret in log(loss)), queries to the search and to the reported optimum
+    (share found, mean / median over the repeats that found it) and mean seconds per repeat; the best mean
+    of each checkpoint column in bold."""
     budget = max(max_samples)
     points = [q for q in TABLE_CHECKPOINTS if q <= budget]
     rows = [(m, s) for summary in summaries for m, s in summary["methods"].items()]
-    best = {q: max(s["best_reported_at"][str(q)]["mean"] for _, s in rows if str(q) in s["best_reported_at"]) for q in points}
+    log = all(summary.get("regret") == "log" for summary in summaries)
+    key, pick = ("regret_at", min) if log else ("best_reported_at", max)
+    best = {q: pick(s[key][str(q)]["mean"] for _, s in rows if str(q) in s[key]) for q in points}
     header = ["method", "repeats", *(f"@{q}" for q in points), "search optimum: found, queries mean / median",
               "reported optimum: found, queries mean / median", "s / repeat"]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for method, s in rows:
         cells = [f"`{method}`", str(s["repeats"])]
         for q in points:
-            at = s["best_reported_at"].get(str(q))
-            text = "-" if at is None else f"{at['mean']:.2f} +/- {at['std']:.2f}"
-            cells.append(f"**{text}**" if at is not None and round(at["mean"], 2) == round(best[q], 2) else text)
+            at = s[key].get(str(q))
+            text = "-" if at is None else (f"{at['mean']:.3g} +/- {at['std']:.2g}" if log else f"{at['mean']:.2f} +/- {at['std']:.2f}")
+            cells.append(f"**{text}**" if at is not None and math.isclose(at["mean"], best[q]) else text)
         cells += [_hits_cell(s.get("queries_to_search_optimum")), _hits_cell(s.get("queries_to_optimum")),
                   f"{s['seconds_per_repeat']['mean']:.1f}" if "seconds_per_repeat" in s else "-"]
         lines.append("| " + " | ".join(cells) + " |")

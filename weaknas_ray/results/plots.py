@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from weaknas_ray.results.aggregate import best_curves, counted
+from weaknas_ray.results.aggregate import best_curves, counted, regret
 
 # NOTE: t-SNE of a 423k-row pool would take hours; pools above this size get no dynamics figure.
 MAX_TSNE_POOL = 50_000
@@ -43,8 +43,10 @@ def plot_curves(
     path: Path,
     optimum: float | None = None,
     log_x: bool = False,
+    regret_kind: str = "difference",
 ) -> Path:
-    """Mean +/- std over repeats of the best reported value versus queries, one line per method.
+    """Mean +/- std over repeats of the best reported value versus queries, one line per method; for runs
+    that measure regret in log(loss) (``regret_kind="log"`` with a known ``optimum``), the log-regret instead.
 
     Args:
         runs: label prefix (``""`` for a single run) -> (query rows of that run, its budget
@@ -52,17 +54,20 @@ def plot_curves(
         path: where to save the PNG.
         optimum: the pool's best reported value, drawn as a dashed line when given.
         log_x: logarithmic query axis.
+        regret_kind: see :func:`~weaknas_ray.results.aggregate.regret`.
 
     Returns:
         ``path``.
     """
     fig = _figure(figsize=(7, 4.5))
     ax = fig.subplots()
-    lows, highs = [], [] if optimum is None else [optimum]
+    as_regret = regret_kind == "log" and optimum is not None
+    lows, highs = [], [] if optimum is None or as_regret else [optimum]
     for prefix, (results, max_sample) in runs.items():
         x = np.arange(1, max_sample + 1)
         for method, rows in results.groupby("method", sort=False):
             curves = best_curves(rows, max_sample)
+            curves = regret(curves, optimum, regret_kind) if as_regret else curves
             mean, std = np.nanmean(curves, axis=0), np.nanstd(curves, axis=0)
             line = ax.plot(x, mean, label=f"{prefix}{method} ({counted(curves.shape[0], 'repeat')})")[0]
             ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2)
@@ -71,12 +76,12 @@ def plot_curves(
             highs.append(np.nanmax((mean + std)[start:]))
     low, high = np.nanmin(lows), np.nanmax(highs)
     ax.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low) + 1e-9)
-    if optimum is not None:
+    if optimum is not None and not as_regret:
         ax.axhline(optimum, color="black", linestyle="--", linewidth=1, label=f"global optimum {optimum:.2f}")
     if log_x:
         ax.set_xscale("log")
     ax.set_xlabel("queries")
-    ax.set_ylabel("best reported value so far")
+    ax.set_ylabel("regret so far: log(loss) - log(optimal loss)" if as_regret else "best reported value so far")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
