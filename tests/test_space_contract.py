@@ -125,3 +125,20 @@ def test_neighbours_are_the_nearest_other_architectures(space):
         assert near.dtype == np.int64 and near.size and int(i) not in near
         assert np.all(np.diff(near) > 0) and 0 <= near.min() and near.max() < len(space)
         assert space.nearest(int(i), rng) in near
+
+
+@pytest.mark.parametrize("method", ["tpe", "gp"])
+def test_optuna_peers_search_every_space_by_its_parameters(space, method):
+    """TPE and GP run on every family: their suggestions land on pool architectures (the closest one where
+    a suggestion names none), each told that architecture's value, and every query is distinct."""
+    from weaknas_ray.engine import make_optimizer
+
+    values = np.random.default_rng(3).normal(size=len(space))
+    opt = make_optimizer(method, space, min(14, len(space) - 1), 0)
+    while not opt.finished:
+        batch = opt.ask()
+        opt.tell(batch, values[batch])
+    told = opt.history.indices
+    assert len(told) == len(set(told)) == opt.max_sample
+    for trial in opt._study.trials:
+        assert trial.value == values[opt._index(trial.params)]

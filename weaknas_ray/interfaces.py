@@ -63,6 +63,13 @@ class SearchSpace(ABC):
         Tune spaces. ``None`` where the space is not a product of categorical choices."""
         return None
 
+    def parameter_table(self) -> tuple[list, np.ndarray] | None:
+        """The space as typed parameters, for peers that search parameters (TPE, GP): a list of
+        :class:`weaknas_ray.spaces.params.Param` and every architecture's raw values, shape
+        ``(len(self), len(params))``. ``None`` (the default) where the space has none; a space of
+        ``param_choices`` is searched as categories then."""
+        return None
+
     def params(self, index: int) -> dict[str, Any]:
         """The architecture at ``index`` as named fields a trainable can use (keys of
         ``param_choices`` where defined)."""

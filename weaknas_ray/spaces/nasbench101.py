@@ -261,6 +261,21 @@ class NASBench101Space(SearchSpace):
                 return j
         return self.nearest(i, rng)
 
+    def parameter_table(self):
+        """The 21 upper-triangular edges ``e<from>_<to>`` (0/1) and the 7 node ops ``op0..op6`` (op ids as
+        stored, -1 for a node the cell does not have) as categorical parameters, every cell's positions."""
+        from weaknas_ray.spaces.params import categorical
+
+        rows, cols = np.triu_indices(MAX_VERTICES, k=1)
+        columns = [self.matrices[:, r, c] for r, c in zip(rows, cols)] + [self.ops[:, v] for v in range(MAX_VERTICES)]
+        names = [f"e{r}_{c}" for r, c in zip(rows, cols)] + [f"op{v}" for v in range(MAX_VERTICES)]
+        params, raw = [], []
+        for name, column in zip(names, columns):
+            values = np.unique(column)
+            params.append(categorical(name, [int(v) for v in values]))
+            raw.append(np.searchsorted(values, column))
+        return params, np.stack(raw, axis=1).astype(np.float64)
+
     def describe(self, indices: np.ndarray) -> dict[str, list]:
         if self.params_m is None:
             return {}

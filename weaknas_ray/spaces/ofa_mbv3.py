@@ -85,6 +85,16 @@ class OFAMobileNetV3Space(SearchSpace):
     def params(self, index: int) -> dict[str, Any]:
         return self.decode(index)
 
+    def parameter_table(self):
+        """The 45 genes as ordinal parameters (kernel sizes ``ks0..ks19`` and expand ratios ``e0..e19``,
+        0 for an inactive block; depths ``d0..d4``), every subnet's positions among their values."""
+        from weaknas_ray.spaces.params import ordinal
+
+        choices = [(0, *arch.KS_CHOICES)] * arch.N_BLOCKS + [(0, *arch.E_CHOICES)] * arch.N_BLOCKS + [arch.D_CHOICES] * arch.N_STAGES
+        names = [f"ks{b}" for b in range(arch.N_BLOCKS)] + [f"e{b}" for b in range(arch.N_BLOCKS)] + [f"d{s}" for s in range(arch.N_STAGES)]
+        raw = np.stack([np.searchsorted(values, self.configs[:, j]) for j, values in enumerate(choices)], axis=1)
+        return [ordinal(name, values) for name, values in zip(names, choices)], raw.astype(np.float64)
+
     def distances(self, index: int) -> np.ndarray:
         """The number of raw integers in which each pool subnet differs from ``index``'s. A single-gene
         mutation of a subnet is almost never in a random pool of 10,000, so the pool's own nearest subnets

@@ -264,12 +264,17 @@ class ParamSpace(SearchSpace):
             finite).
         seed: seed of the draws.
         name: shown in errors and results; by default ``params[<n>, all|sampled <size>]``.
+        rows: instead of enumerating or sampling, exactly these candidates: raw values, shape
+            ``(n, len(params))``, distinct (another space's :meth:`~weaknas_ray.interfaces.SearchSpace.parameter_table`).
 
     Raises:
         ConfigError: no parameter, names repeated, a ``pool_size`` below 1, or ``None`` with an infinite product.
     """
 
-    def __init__(self, params: Sequence[Param], pool_size: int | None = None, seed: int = 0, name: str | None = None):
+    def __init__(
+        self, params: Sequence[Param], pool_size: int | None = None, seed: int = 0, name: str | None = None,
+        rows: np.ndarray | None = None,
+    ):  # fmt: skip
         self.parameters = list(params)
         if not self.parameters:
             raise ConfigError("parameter space: no parameter")
@@ -288,7 +293,11 @@ class ParamSpace(SearchSpace):
         self._raw = np.empty((0, len(self.parameters)))
         self._rows: dict[tuple, int] = {}
         self._features = np.empty((0, sum(p.width for p in self.parameters)), dtype=np.float32)
-        if self.enumerated:
+        if rows is not None:
+            self.enumerated = False
+            if self._append(np.asarray(rows, dtype=np.float64)) != len(rows):
+                raise ConfigError("parameter space: the given rows repeat a candidate")
+        elif self.enumerated:
             mesh = np.meshgrid(*grids, indexing="ij")
             self._append(np.stack([m.reshape(-1) for m in mesh], axis=1))
         else:
@@ -298,6 +307,9 @@ class ParamSpace(SearchSpace):
     @property
     def features(self) -> np.ndarray:
         return self._features
+
+    def parameter_table(self) -> tuple[list[Param], np.ndarray]:
+        return self.parameters, self.raw
 
     @property
     def raw(self) -> np.ndarray:
@@ -422,38 +434,47 @@ class ParamSpace(SearchSpace):
 
 
 class ParamView:
-    """Any space seen as typed parameters, what TPE and GP search: a :class:`ParamSpace` as it is, a space of
-    named categorical fields (``param_choices``, e.g. NAS-Bench-201's edges) as categorical parameters.
+    """Any space seen as typed parameters, what TPE and GP search: its
+    :meth:`~weaknas_ray.interfaces.SearchSpace.parameter_table` (a :class:`ParamSpace`, OFA's genes,
+    NAS-Bench-101's edges and ops), else its named categorical fields (``param_choices``, e.g.
+    NAS-Bench-201's edges) as categorical parameters.
 
     Args:
         space: the space.
 
     Raises:
-        ConfigError: the space has neither (e.g. NAS-Bench-101 graphs, a plain feature array).
+        ConfigError: the space has neither (e.g. a plain feature array).
     """
 
     def __init__(self, space: SearchSpace):
         self.space = space
+        self.table: ParamSpace | None = None
+        table = space.parameter_table()
         if isinstance(space, ParamSpace):
-            self.parameters = space.parameters
-        else:
-            choices = space.param_choices()
-            if not choices:
-                raise ConfigError(
-                    f"space {space.name!r} has neither typed parameters nor named categorical dimensions "
-                    "(param_choices() is empty)"
-                )
-            self.parameters = [categorical(key, values) for key, values in choices.items()]
+            self.table = space
+        elif table is not None:
+            self.table = ParamSpace(table[0], rows=table[1], name=f"{space.name} parameters")
+        if self.table is not None:
+            self.parameters = self.table.parameters
+            return
+        choices = space.param_choices()
+        if not choices:
+            raise ConfigError(
+                f"space {space.name!r} has neither typed parameters nor named categorical dimensions "
+                "(param_choices() is empty)"
+            )
+        self.parameters = [categorical(key, values) for key, values in choices.items()]
 
     def values(self, index: int) -> dict[str, Any]:
         """``{name: value}`` of pool architecture ``index``."""
-        if isinstance(self.space, ParamSpace):
-            return self.space.decode(index)
+        if self.table is not None:
+            return self.table.decode(index)
         params = self.space.params(index)
         return {p.name: params[p.name] for p in self.parameters}
 
     def index(self, values: dict[str, Any]) -> int:
-        """The pool index of ``values``: the closest candidate of a sampled :class:`ParamSpace`."""
-        if isinstance(self.space, ParamSpace):
-            return self.space.closest(values)
+        """The pool index of ``values``: the closest candidate where the values name none (a sampled pool,
+        a combination of genes or edges that is not a pool architecture)."""
+        if self.table is not None:
+            return self.table.closest(values)
         return self.space.index_of(values)
