@@ -1,7 +1,7 @@
 """The contract every search method obeys, parametrised over all of them: ask/tell bookkeeping, the budget,
 no duplicates, pending indices, determinism per seed (in this process and in a fresh one) and pickling
 between ``tell`` and ``ask``. Tiny budgets and a 16-unit MLP keep it fast; the space is NAS-Bench-201's
-cell arithmetic (no data file needed) so that TPE's categorical dimensions exist too."""
+cell arithmetic (no data file needed) so that the Optuna peers' categorical dimensions exist too."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ SETTINGS = {
     "random": {"batch_size": 5},
     "evolution": {"population": 8, "sample": 3},
     "tpe": {"batch_size": 3},
+    "gp": {"batch_size": 2},
 }
 BUDGET = 24
 

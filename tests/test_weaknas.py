@@ -424,3 +424,34 @@ def test_published_weaknas_is_the_published_loop():
         make_optimizer("weaknas-published", space(), 30, 0)
     with pytest.raises(ConfigError, match=r"weaknas.stall_patience must be >= 1 or null \(no stall rule\), got 0"):
         WeakNAS(space(), 30, 0, stall_patience=0)
+
+
+def test_rank_scores_are_mid_rank_normal_scores():
+    scores = weaknas_module.rank_scores(np.array([-1e-5, -1e-3, -1e-1, -10.0, -1e-3]), np.array([-1e-5, -1e-3, -1e-1, -10.0, -1e-3]))
+    from scipy.special import ndtri
+
+    assert scores == pytest.approx(ndtri(np.array([0.9, 0.6, 0.3, 0.1, 0.6])))  # the tie shares ranks 3 and 4
+    assert weaknas_module.rank_scores(np.array([5.0, -50.0]), np.array([0.0, 1.0])) == pytest.approx(ndtri([0.75, 0.25]))
+
+
+@pytest.mark.parametrize("method", ["weaknas", "weaknas-ei"])
+def test_rank_targets_make_the_search_blind_to_the_objectives_scale(method):
+    """With ``target_transform: rank`` the predictor sees only the order of the values: a strictly increasing
+    change of the objective (here a loss spanning decades, then its logarithm) leaves every batch unchanged,
+    which z-scored targets do not."""
+    space = ArraySpace(np.random.default_rng(0).normal(size=(N, 6)))
+    loss = np.exp(3 * VALUES)  # positive, spanning about eight decades
+
+    def batches(values, transform):
+        opt = make_optimizer(method, space, 40, 0, init_sample=10, sample_each_iter=10, target_transform=transform,
+                             predictor_params=TINY_MLP, **({"n_members": 2} if method == "weaknas-ei" else {}))
+        run_repeat(opt, TableOracle(values))
+        return opt.history.indices
+
+    assert batches(-loss, "rank") == batches(-np.log(loss), "rank")
+    assert batches(-loss, "none") != batches(-np.log(loss), "none")
+
+
+def test_unknown_target_transform_is_named():
+    with pytest.raises(ConfigError, match="weaknas.target_transform: unknown 'log10'; choose one of"):
+        make_optimizer("weaknas", ArraySpace(np.eye(4)), 3, 0, init_sample=1, sample_each_iter=1, target_transform="log10")

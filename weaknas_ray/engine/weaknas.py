@@ -59,6 +59,7 @@ from weaknas_ray.predictors import Predictor, make_predictor
 
 KEEP_OLD = ("all", "top", "none")
 TARGET_SCALING = ("pool", "initial", "train")
+TARGET_TRANSFORMS = ("none", "rank")
 STALL_ESCAPES = ("local+widen", "local", "widen")
 # NOTE: the method logs each iteration's predicted top-1000 (weaknas-method.md, step 7).
 N_LOGGED = 1000
@@ -66,6 +67,21 @@ N_LOGGED = 1000
 PoolScorer = Callable[[Predictor, ScoreRequest], ChunkResult]
 # (unfitted predictor, X, y, seed) -> the fitted predictor, as ``predictor.fit(X, y, seed)`` would be
 Fitter = Callable[[Predictor, np.ndarray, np.ndarray, int], Predictor]
+
+
+def rank_scores(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Normal scores of ``values`` by their rank in ``reference``: ``ndtri(q)`` with ``q`` the mid-rank share
+    ``(below + at_or_below) / (2 n)``, clipped to ``[0.5 / n, 1 - 0.5 / n]``; ties share a score. Shape of
+    ``values``; float64. Monotone and free of the values' scale, so a loss spanning five decades and an
+    accuracy with a heavy lower tail are learnt alike."""
+    from scipy.special import ndtri
+
+    ref = np.sort(np.asarray(reference, dtype=np.float64))
+    n = ref.size
+    below = np.searchsorted(ref, values, side="left")
+    at_or_below = np.searchsorted(ref, values, side="right")
+    q = np.clip((below + at_or_below) / (2.0 * n), 0.5 / n, 1 - 0.5 / n)
+    return ndtri(q)
 
 
 class WeakNAS(PredictorOptimizer):
@@ -87,6 +103,9 @@ class WeakNAS(PredictorOptimizer):
         n_members: ensemble size E; the uniform variant ranks by the member mean.
         target_scaling: what the targets are z-scored by (see the module docstring): ``"pool"``
             (published; needs ``pool_stats``), ``"initial"`` (default) or ``"train"``.
+        target_transform: ``"none"`` (default): the search values as they are; ``"rank"``: their normal
+            scores within the training set (:func:`rank_scores`), which no scale or outlier changes (losses
+            spanning decades, heavy-tailed accuracies); ``target_scaling`` is then unused.
         stall_patience: after this many iterations in a row without a new best search value the search
             escapes by ``stall_escape`` until a batch finds a new best; ``None`` never (default 2).
         stall_escape: ``"local+widen"`` (default): half of each batch by each of the two rules below;
@@ -126,6 +145,7 @@ class WeakNAS(PredictorOptimizer):
         predictor_params: dict | None = None,
         n_members: int = 1,
         target_scaling: str = "initial",
+        target_transform: str = "none",
         stall_patience: int | None = 2,
         stall_escape: str = "local+widen",
         stall_anchors: int = 1,
@@ -150,6 +170,10 @@ class WeakNAS(PredictorOptimizer):
             raise ConfigError(
                 f"{self.method}.target_scaling: unknown {target_scaling!r}; choose one of {list(TARGET_SCALING)}"
             )
+        if target_transform not in TARGET_TRANSFORMS:
+            raise ConfigError(
+                f"{self.method}.target_transform: unknown {target_transform!r}; choose one of {list(TARGET_TRANSFORMS)}"
+            )
         if target_scaling == "pool" and pool_stats is None:
             raise ConfigError(
                 f"{self.method}.target_scaling: 'pool' needs the pool's mean and std, which this benchmark's oracle "
@@ -166,6 +190,7 @@ class WeakNAS(PredictorOptimizer):
         self.pool_scorer = pool_scorer
         self.fitter = fitter
         self.target_scaling = target_scaling
+        self.target_transform = target_transform
         self.stall_patience = None if stall_patience is None else int(stall_patience)
         self.stall_escape = stall_escape
         self.stall_anchors = int(stall_anchors)
@@ -237,7 +262,7 @@ class WeakNAS(PredictorOptimizer):
         model, data = self._fit(z)
         excluded = self.evaluated | self.pending
         moves = self._local_moves(excluded, k)
-        observed = (np.asarray(self.history.values) - data.mean) / data.std
+        observed = self._on_target_scale(np.asarray(self.history.values), data)
         request = self._request(z, k, np.flatnonzero(excluded if moves is None else ~moves), observed)
         result = self._score(model, request)
         self.history.predicted_top[z] = result.top_indices[:N_LOGGED].copy()
@@ -292,12 +317,21 @@ class WeakNAS(PredictorOptimizer):
         return trained[np.isin(trained, result.top_indices[: self._n_top(z)])]
 
     def _fit_data(self, z: int) -> FitData:
-        """The iteration-``z`` training set with z-scored targets and the fit's seed."""
+        """The iteration-``z`` training set with its targets (z-scored, or rank scores) and the fit's seed."""
         idx, val = self._training_set(z)
-        mean, std = self._target_stats(val)
-        std = std if std > 0 else 1.0  # all values equal: centre only
-        y = ((val - mean) / std).astype(np.float32)
-        return FitData(idx, self.space.features[idx], y, self.seed + z * self.n_members, mean, std)
+        if self.target_transform == "rank":
+            y, mean, std = rank_scores(val, val), 0.0, 1.0
+        else:
+            mean, std = self._target_stats(val)
+            std = std if std > 0 else 1.0  # all values equal: centre only
+            y = (val - mean) / std
+        return FitData(idx, self.space.features[idx], y.astype(np.float32), self.seed + z * self.n_members, mean, std)
+
+    def _on_target_scale(self, values: np.ndarray, data: FitData) -> np.ndarray:
+        """Search values on the scale of ``data``'s targets (the EI incumbent)."""
+        if self.target_transform == "rank":
+            return rank_scores(values, np.asarray(self.history.values)[np.isin(self.history.indices, data.indices)])
+        return (values - data.mean) / data.std
 
     def stalled_iterations(self) -> int:
         """Completed iterations in a row, up to the last, whose batch did not raise the best search value."""
