@@ -92,6 +92,22 @@ def test_small_discrete_space_is_enumerated_exactly():
     assert space.param_choices() == {"a": ["x", "y"], "n": [0, 1, 2], "q": [2, 4, 6]}
 
 
+def test_numeric_choices_are_ordinal_unless_asked_otherwise():
+    """A choice of more than two numbers is one ordered column (log-scaled past a decade): a learning rate
+    of 1e-3 lies between 5e-4 and 1e-2; ``numeric_choices="categorical"`` keeps the one-hot."""
+    domains = {"lr": tune.choice([1e-2, 5e-4, 1e-3]), "bs": tune.choice([16, 32]), "act": tune.choice(["a", "b", "c"])}
+    space = TuneSpace(domains)
+    lr, bs, act = space.parameters
+    assert (lr.kind, lr.log, lr.choices) == ("ordinal", True, (5e-4, 1e-3, 1e-2))
+    assert (bs.kind, act.kind) == ("categorical", "categorical") and space.features.shape == (9 * 2, 1 + 2 + 3)
+    column = lr.encode(np.arange(3))[:, 0]
+    assert column[0] == 0 and column[2] == 1 and 0 < column[1] < 0.5  # log scale: 1e-3 nearer 5e-4
+    one_hot = TuneSpace(domains, numeric_choices="categorical")
+    assert one_hot.parameters[0].kind == "categorical" and one_hot.features.shape[1] == 3 + 2 + 3
+    with pytest.raises(ConfigError, match="numeric_choices must be one of"):
+        TuneSpace(domains, numeric_choices="numbers")
+
+
 @pytest.mark.parametrize("space, message", [
     ({"a": tune.grid_search([1, 2])}, "a is a grid_search"),
     ({"b": {"c": tune.sample_from(lambda spec: 1)}}, "b.c is a sample_from"),
