@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from weaknas_ray.exceptions import ConfigError, UnknownArchitectureError
-from weaknas_ray.spaces.params import ParamSpace, ParamView, categorical, floating, integer, ordinal
+from weaknas_ray.spaces.param_space import ParamSpace, ParamView
+from weaknas_ray.spaces.params import categorical, floating, integer, ordinal
 
 
 def hpo_like() -> ParamSpace:

@@ -53,7 +53,8 @@ def tune_domains() -> SearchSpace:
 
 def typed_params() -> SearchSpace:
     """Every kind of typed parameter, enumerated (HPOLib's shape)."""
-    from weaknas_ray.spaces.params import ParamSpace, categorical, integer, ordinal
+    from weaknas_ray.spaces.param_space import ParamSpace
+    from weaknas_ray.spaces.params import categorical, integer, ordinal
 
     return ParamSpace([categorical("act", ["relu", "tanh"]), ordinal("lr", [1e-4, 1e-3, 1e-2]),
                        ordinal("size", ["s", "m", "l"]), integer("layers", 1, 3)])  # fmt: skip

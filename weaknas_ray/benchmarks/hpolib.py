@@ -4,7 +4,7 @@ regression dataset, each trained with 4 seeds, from the tables of the ``simple-h
 The space is the published one: two activations and the learning-rate schedule categorical; batch size,
 the two dropouts, the initial learning rate and the two layer widths ordinal (their listed values, log-scaled
 where they span more than a decade). Pool index ``i`` is the ``i``-th combination with the first parameter
-varying slowest (:class:`~weaknas_ray.spaces.params.ParamSpace`). The search maximises minus the metric's
+varying slowest (:class:`~weaknas_ray.spaces.param_space.ParamSpace`). The search maximises minus the metric's
 mean over seeds (validation MSE by default); regret is measured in log(metric).
 """
 
@@ -21,7 +21,8 @@ from weaknas_ray.benchmarks.store import Columns
 from weaknas_ray.benchmarks.tabular import SeededTableOracle
 from weaknas_ray.exceptions import BenchmarkDataError, ConfigError
 from weaknas_ray.interfaces import Benchmark
-from weaknas_ray.spaces.params import Param, ParamSpace, categorical, ordinal
+from weaknas_ray.spaces.param_space import ParamSpace
+from weaknas_ray.spaces.params import Param, categorical, ordinal
 
 DATASETS = ("naval_propulsion", "parkinsons_telemonitoring", "protein_structure", "slice_localization")
 # NOTE: every metric of the tables is minimised; train_time is also each configuration's cost.

@@ -16,7 +16,8 @@ import numpy as np
 
 from weaknas_ray.exceptions import ConfigError, UnknownArchitectureError
 from weaknas_ray.interfaces import SearchSpace
-from weaknas_ray.spaces.params import Param, ParamSpace, categorical, floating, integer, ordinal
+from weaknas_ray.spaces.param_space import ParamSpace
+from weaknas_ray.spaces.params import Param, categorical, floating, integer, ordinal
 
 
 class SubsetSpace(SearchSpace):
@@ -248,7 +249,7 @@ def param_from_domain(name: str, domain: Any, numeric_choices: str = "ordinal") 
 
 class TuneSpace(ParamSpace):
     """A pool of candidates over any Tune ``param_space``: the typed parameters of its domains
-    (:func:`param_from_domain`) in a :class:`~weaknas_ray.spaces.params.ParamSpace`, every combination when
+    (:func:`param_from_domain`) in a :class:`~weaknas_ray.spaces.param_space.ParamSpace`, every combination when
     finite and at most ``pool_size``, else ``pool_size`` seeded draws, extendable by :meth:`extend`. Parameter
     names are the dotted key paths; constants pass through to every config.
 

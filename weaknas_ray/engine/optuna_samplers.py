@@ -1,6 +1,6 @@
 """Optuna's samplers as peers (TPE, and the Gaussian process of ``GPSampler``), through Optuna's own ask/tell.
 
-Each architecture is a point of the space's typed parameters (:class:`~weaknas_ray.spaces.params.ParamView`),
+Each architecture is a point of the space's typed parameters (:class:`~weaknas_ray.spaces.param_space.ParamView`),
 given to Optuna as a careful user would: categories as ``CategoricalDistribution``, ordinal parameters as
 ints over their positions (the grid's own spacing), integer ones as ints and floats as floats, log-scaled
 where the space says so. A suggestion off a sampled pool's grid is the closest candidate. A sampler may
@@ -19,7 +19,8 @@ import numpy as np
 from weaknas_ray.engine.base import Optimizer
 from weaknas_ray.engine.baselines import MAX_REVISITS
 from weaknas_ray.exceptions import ConfigError
-from weaknas_ray.spaces.params import Param, ParamView
+from weaknas_ray.spaces.param_space import ParamView
+from weaknas_ray.spaces.params import Param
 
 # NOTE: a float with a normal prior has no bounds; Optuna searches it within this many sds of the mean.
 NORMAL_SPAN_SD = 4.0
