@@ -455,3 +455,27 @@ def test_rank_targets_make_the_search_blind_to_the_objectives_scale(method):
 def test_unknown_target_transform_is_named():
     with pytest.raises(ConfigError, match="weaknas.target_transform: unknown 'log10'; choose one of"):
         make_optimizer("weaknas", ArraySpace(np.eye(4)), 3, 0, init_sample=1, sample_each_iter=1, target_transform="log10")
+
+
+def test_auto_fits_trees_on_rank_targets_where_parameters_are_numbers():
+    """``predictor: auto`` (the default) picks boosted trees with rank targets on a space with numeric
+    parameters and the MLP with z-scored targets on one of categories; the published loop and EI keep the MLP."""
+    from weaknas_ray.spaces.param_space import ParamSpace
+    from weaknas_ray.spaces.params import categorical, integer, ordinal
+
+    numbers = ParamSpace([integer("width", 8, 64, log=True), ordinal("lr", [1e-4, 1e-3, 1e-2]), categorical("act", ["relu", "tanh"])])
+    cells = ParamSpace([categorical("edge0", ["a", "b", "c"]), categorical("edge1", ["a", "b", "c"])])
+    assert weaknas_module.default_predictor(numbers) == "gbt"
+    assert weaknas_module.default_predictor(cells) == "mlp"
+    assert weaknas_module.default_predictor(ArraySpace(np.eye(4))) == "mlp"  # no parameters at all
+    opt = make_optimizer("weaknas", numbers, 20, 0)
+    assert (opt.predictor, opt.target_transform, type(opt.new_predictor()).__name__) == ("gbt", "rank", "GradientBoostedTrees")
+    on_cells = make_optimizer("weaknas", cells, 6, 0, init_sample=2, sample_each_iter=2)
+    assert (on_cells.predictor, on_cells.target_transform) == ("mlp", "none")
+    for method in ("weaknas-published", "weaknas-ei"):
+        other = make_optimizer(method, numbers, 20, 0, **({"pool_stats": (0.0, 1.0)} if method == "weaknas-published" else {}))
+        assert (other.predictor, other.target_transform) == ("mlp", "none")
+    chosen = make_optimizer("weaknas", numbers, 20, 0, predictor="mlp")  # an explicit predictor is kept, z-scored
+    assert (chosen.predictor, chosen.target_transform) == ("mlp", "none")
+    with pytest.raises(ConfigError, match="hidden"):  # settings go to the chosen predictor, which names a wrong one
+        make_optimizer("weaknas", numbers, 20, 0, predictor_params={"hidden": [8]}).new_predictor()

@@ -490,7 +490,7 @@ def resolve_defaults(config: dict[str, Any]) -> dict[str, Any]:
         cls = method_class(method)
         shared = tuple(k for k in SHARED_SETTINGS if resolved["search"][k] is not None)  # null: the method's own
         own.update({**_defaults(cls, (*METHOD_HIDDEN, *shared)), **own})
-        if "predictor" in own:
+        if own.get("predictor", "auto") != "auto":  # "auto" picks a predictor for the space, when the run loads it
             params = own.get("predictor_params") or {}
             own["predictor_params"] = {**_defaults(predictor_class(own["predictor"]), ("self", "n_members")), **params}
     return resolved

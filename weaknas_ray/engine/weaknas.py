@@ -59,7 +59,8 @@ from weaknas_ray.predictors import Predictor, make_predictor
 
 KEEP_OLD = ("all", "top", "none")
 TARGET_SCALING = ("pool", "initial", "train")
-TARGET_TRANSFORMS = ("none", "rank")
+TARGET_TRANSFORMS = ("auto", "none", "rank")
+AUTO = "auto"
 STALL_ESCAPES = ("local+widen", "local", "widen")
 # NOTE: the method logs each iteration's predicted top-1000 (weaknas-method.md, step 7).
 N_LOGGED = 1000
@@ -67,6 +68,22 @@ N_LOGGED = 1000
 PoolScorer = Callable[[Predictor, ScoreRequest], ChunkResult]
 # (unfitted predictor, X, y, seed) -> the fitted predictor, as ``predictor.fit(X, y, seed)`` would be
 Fitter = Callable[[Predictor, np.ndarray, np.ndarray, int], Predictor]
+
+
+# NOTE: a tree ensemble's squared-error fit is equivariant to an affine change of the targets, so z-scores
+# leave it as it is while outliers (a loss five decades off) take its splits; their ranks do not.
+TREE_PREDICTORS = ("gbt",)
+
+
+def default_predictor(space) -> str:
+    """The predictor ``predictor="auto"`` fits on ``space``: gradient-boosted trees (``"gbt"``) where some
+    of its parameters are numbers (HPOLib's widths and rates, OFA's kernel sizes and depths, a Tune space
+    of ranges), the MLP (``"mlp"``) where all are categories (NAS-Bench-201's and NAS-Bench-101's cells).
+    The published method made the same split: the MLP for the cell benchmarks, boosted trees for
+    MobileNet. On NAS-Bench-201 CIFAR-100 the trees need more queries to the optimum (mean 106 against 71
+    over 20 seeds); on HPOLib they find it far more often (docs/results-hpolib.md)."""
+    table = space.parameter_table()
+    return "gbt" if table is not None and any(p.numeric for p in table[0]) else "mlp"
 
 
 def rank_scores(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -98,14 +115,16 @@ class WeakNAS(PredictorOptimizer):
         keep_old: training set of each predictor: ``"all"`` evaluated (published default); ``"top"`` the
             last batch plus those of the previous training set that the previous predictor ranked in
             its top-N; ``"none"`` only the last batch (both as in the published code).
-        predictor: a name of :data:`~weaknas_ray.predictors.PREDICTORS` (default ``"mlp"``).
-        predictor_params: extra constructor arguments of the predictor.
+        predictor: a name of :data:`~weaknas_ray.predictors.PREDICTORS`, or ``"auto"`` (default): the one
+            :func:`default_predictor` picks for the space.
+        predictor_params: extra constructor arguments of the predictor (the chosen one under ``"auto"``).
         n_members: ensemble size E; the uniform variant ranks by the member mean.
         target_scaling: what the targets are z-scored by (see the module docstring): ``"pool"``
             (published; needs ``pool_stats``), ``"initial"`` (default) or ``"train"``.
-        target_transform: ``"none"`` (default): the search values as they are; ``"rank"``: their normal
-            scores within the training set (:func:`rank_scores`), which no scale or outlier changes (losses
-            spanning decades, heavy-tailed accuracies); ``target_scaling`` is then unused.
+        target_transform: ``"none"``: the search values as they are (z-scored by ``target_scaling``);
+            ``"rank"``: their normal scores within the training set (:func:`rank_scores`), which no scale or
+            outlier changes (losses spanning decades, heavy-tailed accuracies); ``target_scaling`` is then
+            unused. ``"auto"`` (default): ``"rank"`` for tree predictors, ``"none"`` for the others.
         stall_patience: after this many iterations in a row without a new best search value the search
             escapes by ``stall_escape`` until a batch finds a new best; ``None`` never (default 2).
         stall_escape: ``"local+widen"`` (default): half of each batch by each of the two rules below;
@@ -141,11 +160,11 @@ class WeakNAS(PredictorOptimizer):
         top_end: int = 20,
         top_decay: float = 0.96,
         keep_old: str = "all",
-        predictor: str = "mlp",
+        predictor: str = AUTO,
         predictor_params: dict | None = None,
         n_members: int = 1,
         target_scaling: str = "initial",
-        target_transform: str = "none",
+        target_transform: str = AUTO,
         stall_patience: int | None = 2,
         stall_escape: str = "local+widen",
         stall_anchors: int = 1,
@@ -184,13 +203,13 @@ class WeakNAS(PredictorOptimizer):
         self.sample_each_iter = int(sample_each_iter)
         self.top_n = top_n_schedule(len(self.sizes), top_start, top_end, top_decay)
         self.keep_old = keep_old
-        self.predictor = predictor
+        self.predictor = default_predictor(space) if predictor == AUTO else predictor
         self.predictor_params = dict(predictor_params or {})
         self.n_members = int(n_members)
         self.pool_scorer = pool_scorer
         self.fitter = fitter
         self.target_scaling = target_scaling
-        self.target_transform = target_transform
+        self.target_transform = ("rank" if self.predictor in TREE_PREDICTORS else "none") if target_transform == AUTO else target_transform
         self.stall_patience = None if stall_patience is None else int(stall_patience)
         self.stall_escape = stall_escape
         self.stall_anchors = int(stall_anchors)
@@ -372,15 +391,17 @@ class WeakNAS(PredictorOptimizer):
 
 class PublishedWeakNAS(WeakNAS):
     """The published WeakNAS loop exactly (method ``weaknas-published``): a constant top-100, targets
-    z-scored by the pool's statistics, no stall rule. Takes every :class:`WeakNAS` argument; only these
-    defaults differ."""
+    z-scored by the pool's statistics, no stall rule, the MLP on every space. Takes every :class:`WeakNAS`
+    argument; only these defaults differ."""
 
     method = "weaknas-published"
 
     def __init__(self, space, max_sample: int, seed: int, top_start: int = 100, top_end: int = 100,
-                 target_scaling: str = "pool", stall_patience: int | None = None, **settings):
+                 target_scaling: str = "pool", stall_patience: int | None = None, predictor: str = "mlp",
+                 target_transform: str = "none", **settings):
         super().__init__(space, max_sample, seed, top_start=top_start, top_end=top_end, target_scaling=target_scaling,
-                         stall_patience=stall_patience, **settings)
+                         stall_patience=stall_patience, predictor=predictor, target_transform=target_transform,
+                         **settings)
 
 
 class WeakNASEI(WeakNAS):
@@ -395,6 +416,8 @@ class WeakNASEI(WeakNAS):
         target_scaling: as in :class:`WeakNAS`; default ``"initial"`` (the published code's ``"pool"``
             needs an oracle that knows the pool).
         stall_patience: as in :class:`WeakNAS`; default ``None``, no stall rule (EI explores by itself).
+        predictor: as in :class:`WeakNAS`; default ``"mlp"`` on every space (the published EI ensemble: trees
+            of one setting differ too little for an EI spread).
         **settings: every other :class:`WeakNAS` argument.
     """
 
@@ -403,9 +426,9 @@ class WeakNASEI(WeakNAS):
 
     def __init__(self, space, max_sample: int, seed: int, n_members: int = 5, ei: str = "corrected",
                  calibration: float = 5.0, target_scaling: str = "initial", stall_patience: int | None = None,
-                 **settings):
+                 predictor: str = "mlp", **settings):
         super().__init__(space, max_sample, seed, n_members=n_members, target_scaling=target_scaling,
-                         stall_patience=stall_patience, **settings)
+                         stall_patience=stall_patience, predictor=predictor, **settings)
         incumbent(np.zeros(1), ei)  # validates the variant name now, not at iteration 1
         if calibration <= 0:
             raise ConfigError(f"{self.method}.calibration must be > 0, got {calibration}")
