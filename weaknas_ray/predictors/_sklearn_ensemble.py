@@ -22,7 +22,7 @@ def import_sklearn(module: str, where: str) -> Any:
     except ModuleNotFoundError as exc:
         raise ConfigError(
             f"predictor {where!r} needs scikit-learn, which is not installed; "
-            "install it with `pip install scikit-learn` (or the project's `sklearn` extra)"
+            "install it with `pip install scikit-learn` (a dependency of this package)"
         ) from exc
 
 

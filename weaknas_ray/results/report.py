@@ -89,7 +89,7 @@ def _dynamics(store: RunStore, config: dict, results, benchmark, echo, allow_loa
         echo(f"search_dynamics.png skipped: the pool has {n} architectures (t-SNE limit {MAX_TSNE_POOL})")
         return
     if importlib.util.find_spec("sklearn") is None:
-        echo("search_dynamics.png skipped: t-SNE needs scikit-learn (pip install -e '.[sklearn]')")
+        echo("search_dynamics.png skipped: t-SNE needs scikit-learn (pip install scikit-learn)")
         return
     methods = list(results["method"].unique())
     method = next((m for m in methods if m.startswith("weaknas")), methods[0])
