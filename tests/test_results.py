@@ -387,3 +387,10 @@ def test_markdown_table_lists_every_method_of_every_run_with_both_optima():
     assert lines[2] == "| `x` | 1 | 2.00 +/- 0.00 | 100%, 3.0 / 3 | 100%, 2.0 / 2 | 0.0 |"
     assert lines[3] == "| `y` | 1 | **3.00 +/- 0.00** | 0%, - / - | 0%, - / - | 0.0 |"
     assert lines[4] == "| `z` | 1 | 0.50 +/- 0.00 | n/a | 100%, 2.0 / 2 | 0.0 |"
+
+
+def test_tables_show_tiny_losses_with_significant_digits():
+    """A naval-propulsion loss of about 1e-6 reads as a number, not as -0.000."""
+    from weaknas_ray.results.aggregate import _value
+
+    assert (_value(-1.234e-6), _value(93.1234), _value(0.0)) == ("-1.23e-06", "93.123", "0.000")

@@ -146,6 +146,12 @@ def best_per_repeat(results: pd.DataFrame, final_top1: pd.DataFrame | None) -> l
     return out
 
 
+def _value(x: float) -> str:
+    """A reported value for a table: three decimals, or three significant digits where those would show
+    nothing (HPOLib's naval losses are about 1e-6)."""
+    return f"{x:.3f}" if x == 0 or abs(x) >= 0.01 else f"{x:.3g}"
+
+
 def summary_table(summary: dict[str, Any]) -> str:
     """A short plain-text table of a summary: one line per method."""
     width = max([12, *map(len, summary["methods"])])
@@ -157,7 +163,7 @@ def summary_table(summary: dict[str, Any]) -> str:
         best, final_regret = s["final_best_reported"], s.get("final_regret")
         lines.append(
             f"{method:<{width}} {s['repeats']:>7} {s['queries']['mean']:>8.1f} "
-            f"{best['mean']:>21.3f} +/- {best['std']:<5.3f} "
+            f"{_value(best['mean']):>21} +/- {_value(best['std']):<5} "
             f"{'-' if final_regret is None else format(final_regret['mean'], '.4g'):>16} "
             f"{_hits_cell(s.get('queries_to_optimum')):>36} {_hits_cell(s.get('queries_to_search_optimum')):>34}"
         )
@@ -213,9 +219,9 @@ def _repeat_table(per_repeat: list[dict[str, Any]]) -> str:
     for r in per_repeat:
         final = r.get("final_top1_reported")
         lines.append(
-            f"{r['method']:<12} {r['seed']:>6} {r['best_reported']:>14.3f} {r['query']:>9}"
+            f"{r['method']:<12} {r['seed']:>6} {_value(r['best_reported']):>14} {r['query']:>9}"
             + "".join(f" {r[c]:>10.1f}" for c in extra)
-            + f" {'-' if final is None else format(final, '.3f'):>12}"
+            + f" {'-' if final is None else _value(final):>12}"
         )
     return "\n".join(lines)
 
