@@ -35,7 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--num-cpus", type=int, help="CPUs of the local Ray instance (ray.num_cpus)")
     parser.add_argument("--address", help="join an existing Ray cluster: 'auto' or HOST:PORT (ray.address)")
     parser.add_argument("--data-dir", help="benchmark data root, the only one used when given (benchmark.data_dir)")
-    parser.add_argument("--methods", nargs="+", metavar="M", help="weaknas, weaknas-ei, random, evolution, tpe")
+    from weaknas_ray.engine import METHODS
+
+    parser.add_argument("--methods", nargs="+", metavar="M", help=f"methods to run (search.methods): {', '.join(METHODS)}")
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE",
         help="override any config key, VALUE parsed as YAML (e.g. --set methods.weaknas.n_members=3)",
