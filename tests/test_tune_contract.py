@@ -23,7 +23,7 @@ from weaknas_ray.exceptions import ConfigError
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 SMALL = {"init_sample": 3, "sample_each_iter": 3, "top_start": 10, "top_end": 10,
-         "predictor_params": {"hidden": [16], "max_epochs": 10}}  # fmt: skip
+         "predictor": "mlp", "predictor_params": {"hidden": [16], "max_epochs": 10}}  # fmt: skip
 
 
 def _space() -> dict:
@@ -305,12 +305,11 @@ def test_tune_config_is_runs_config_with_one_method(tmp_path):
         load_tune_config(None, {"tune.bogus": 1})
 
 
-def test_digits_example_runs_both_methods(ray_session, tmp_path):
-    from weaknas_ray.examples.digits import best_so_far, run_one
+def test_digits_example_runs_every_method(ray_session, tmp_path):
+    from weaknas_ray.examples.digits import METHODS, best_so_far, run_one
 
     tiny = {"trials": 4, "seed": 0, "epochs": 1, "storage": str(tmp_path), "cpus_per_trial": 0.5}
-    weaknas = run_one("weaknas", **tiny, pool_size=100, predictor_params={"hidden": [8], "max_epochs": 10},
-                      init_sample=2, sample_each_iter=2)
-    random = run_one("random", **tiny)
-    for rows in (weaknas, random):
+    settings = {"weaknas": {"pool_size": 100, "init_sample": 2, "sample_each_iter": 2}}
+    for method in METHODS:
+        rows = run_one(method, **tiny, searcher_settings=settings.get(method))
         assert len(rows) == 4 and 0 < best_so_far(rows)[-1] <= 100

@@ -457,9 +457,9 @@ def test_unknown_target_transform_is_named():
         make_optimizer("weaknas", ArraySpace(np.eye(4)), 3, 0, init_sample=1, sample_each_iter=1, target_transform="log10")
 
 
-def test_auto_fits_trees_on_rank_targets_where_parameters_are_numbers():
-    """``predictor: auto`` (the default) picks boosted trees with rank targets on a space with numeric
-    parameters and the MLP with z-scored targets on one of categories; the published loop and EI keep the MLP."""
+def test_auto_fits_trees_where_parameters_are_numbers():
+    """``predictor: auto`` (the default) picks boosted trees on a space with numeric parameters and the MLP
+    on one of categories; the published loop and EI keep the MLP."""
     from weaknas_ray.spaces.param_space import ParamSpace
     from weaknas_ray.spaces.params import categorical, integer, ordinal
 
@@ -469,13 +469,34 @@ def test_auto_fits_trees_on_rank_targets_where_parameters_are_numbers():
     assert weaknas_module.default_predictor(cells) == "mlp"
     assert weaknas_module.default_predictor(ArraySpace(np.eye(4))) == "mlp"  # no parameters at all
     opt = make_optimizer("weaknas", numbers, 20, 0)
-    assert (opt.predictor, opt.target_transform, type(opt.new_predictor()).__name__) == ("gbt", "rank", "GradientBoostedTrees")
-    on_cells = make_optimizer("weaknas", cells, 6, 0, init_sample=2, sample_each_iter=2)
-    assert (on_cells.predictor, on_cells.target_transform) == ("mlp", "none")
+    assert (opt.predictor, type(opt.new_predictor()).__name__) == ("gbt", "GradientBoostedTrees")
+    assert make_optimizer("weaknas", cells, 6, 0, init_sample=2, sample_each_iter=2).predictor == "mlp"
     for method in ("weaknas-published", "weaknas-ei"):
         other = make_optimizer(method, numbers, 20, 0, **({"pool_stats": (0.0, 1.0)} if method == "weaknas-published" else {}))
-        assert (other.predictor, other.target_transform) == ("mlp", "none")
-    chosen = make_optimizer("weaknas", numbers, 20, 0, predictor="mlp")  # an explicit predictor is kept, z-scored
-    assert (chosen.predictor, chosen.target_transform) == ("mlp", "none")
+        assert other.predictor == "mlp"
+    assert make_optimizer("weaknas", numbers, 20, 0, predictor="mlp").predictor == "mlp"  # a named one is kept
     with pytest.raises(ConfigError, match="hidden"):  # settings go to the chosen predictor, which names a wrong one
         make_optimizer("weaknas", numbers, 20, 0, predictor_params={"hidden": [8]}).new_predictor()
+
+
+@pytest.mark.parametrize(("low", "high", "expected"), [(1e-6, 1e-3, "log"), (0.2, 1.0, "none"), (-5.0, 5.0, "none")])
+def test_auto_targets_are_logs_of_losses_spanning_decades(low, high, expected):
+    """``target_transform: auto`` searches a loss whose first sample spans more than a decade on its log (the
+    scale its regret is measured on); a narrower loss or an accuracy keeps its values. Under "log" the batches
+    equal those of the search on ``-log(loss)`` with plain targets."""
+    space = ArraySpace(np.random.default_rng(0).normal(size=(N, 6)))
+    loss = low * (high / low) ** ((VALUES - VALUES.min()) / np.ptp(VALUES)) if low > 0 else VALUES
+
+    def run(values, transform):
+        opt = make_optimizer("weaknas", space, 30, 0, target_transform=transform, predictor="mlp", predictor_params=TINY_MLP)
+        run_repeat(opt, TableOracle(values))
+        return opt
+
+    auto = run(-loss, "auto")
+    assert auto.resolved_transform() == expected
+    if expected == "log":
+        assert auto.history.indices == run(np.log(1 / loss), "none").history.indices
+    with pytest.raises(ConfigError, match="'log' takes negated losses"):
+        run(np.abs(VALUES) + 1.0, "log")
+    with pytest.raises(ConfigError, match="'log' cannot be z-scored by the pool"):
+        make_optimizer("weaknas", space, 30, 0, target_transform="log", target_scaling="pool", pool_stats=(0.0, 1.0))

@@ -51,15 +51,17 @@ from collections.abc import Callable
 
 import numpy as np
 
+from weaknas_ray.arguments import check_arguments
 from weaknas_ray.acquisition import ChunkResult, ScoreRequest, incumbent, score_pool, uniform_from_top
 from weaknas_ray.engine.base import FitData, PredictorOptimizer
 from weaknas_ray.engine.schedule import query_sizes, top_n_schedule
 from weaknas_ray.exceptions import ConfigError
-from weaknas_ray.predictors import Predictor, make_predictor
+from weaknas_ray.predictors import Predictor, make_predictor, predictor_class
+from weaknas_ray.spaces.params import LOG_SPAN
 
 KEEP_OLD = ("all", "top", "none")
 TARGET_SCALING = ("pool", "initial", "train")
-TARGET_TRANSFORMS = ("auto", "none", "rank")
+TARGET_TRANSFORMS = ("auto", "none", "log", "rank")
 AUTO = "auto"
 STALL_ESCAPES = ("local+widen", "local", "widen")
 # NOTE: the method logs each iteration's predicted top-1000 (weaknas-method.md, step 7).
@@ -68,11 +70,6 @@ N_LOGGED = 1000
 PoolScorer = Callable[[Predictor, ScoreRequest], ChunkResult]
 # (unfitted predictor, X, y, seed) -> the fitted predictor, as ``predictor.fit(X, y, seed)`` would be
 Fitter = Callable[[Predictor, np.ndarray, np.ndarray, int], Predictor]
-
-
-# NOTE: a tree ensemble's squared-error fit is equivariant to an affine change of the targets, so z-scores
-# leave it as it is while outliers (a loss five decades off) take its splits; their ranks do not.
-TREE_PREDICTORS = ("gbt",)
 
 
 def default_predictor(space) -> str:
@@ -121,10 +118,12 @@ class WeakNAS(PredictorOptimizer):
         n_members: ensemble size E; the uniform variant ranks by the member mean.
         target_scaling: what the targets are z-scored by (see the module docstring): ``"pool"``
             (published; needs ``pool_stats``), ``"initial"`` (default) or ``"train"``.
-        target_transform: ``"none"``: the search values as they are (z-scored by ``target_scaling``);
-            ``"rank"``: their normal scores within the training set (:func:`rank_scores`), which no scale or
-            outlier changes (losses spanning decades, heavy-tailed accuracies); ``target_scaling`` is then
-            unused. ``"auto"`` (default): ``"rank"`` for tree predictors, ``"none"`` for the others.
+        target_transform: what is z-scored (by ``target_scaling``) into targets: ``"none"``: the search
+            values; ``"log"``: ``-log(-v)`` of search values ``v`` that are negated losses (all below 0), so
+            a loss spanning decades is learnt on the scale its regret is measured on; ``"rank"``: their
+            normal scores within the training set (:func:`rank_scores`), free of any scale (``target_scaling``
+            is then unused). ``"auto"`` (default): ``"log"`` where iteration 0's values are all negative and
+            span more than a decade (and ``target_scaling`` is not ``"pool"``), else ``"none"``.
         stall_patience: after this many iterations in a row without a new best search value the search
             escapes by ``stall_escape`` until a batch finds a new best; ``None`` never (default 2).
         stall_escape: ``"local+widen"`` (default): half of each batch by each of the two rules below;
@@ -193,6 +192,9 @@ class WeakNAS(PredictorOptimizer):
             raise ConfigError(
                 f"{self.method}.target_transform: unknown {target_transform!r}; choose one of {list(TARGET_TRANSFORMS)}"
             )
+        if target_scaling == "pool" and target_transform == "log":
+            raise ConfigError(f"{self.method}.target_transform: 'log' cannot be z-scored by the pool's statistics "
+                              "(target_scaling 'pool'); use 'initial'")
         if target_scaling == "pool" and pool_stats is None:
             raise ConfigError(
                 f"{self.method}.target_scaling: 'pool' needs the pool's mean and std, which this benchmark's oracle "
@@ -206,10 +208,11 @@ class WeakNAS(PredictorOptimizer):
         self.predictor = default_predictor(space) if predictor == AUTO else predictor
         self.predictor_params = dict(predictor_params or {})
         self.n_members = int(n_members)
+        self._check_predictor_params(chosen_by_auto=predictor == AUTO)
         self.pool_scorer = pool_scorer
         self.fitter = fitter
         self.target_scaling = target_scaling
-        self.target_transform = ("rank" if self.predictor in TREE_PREDICTORS else "none") if target_transform == AUTO else target_transform
+        self.target_transform = target_transform
         self.stall_patience = None if stall_patience is None else int(stall_patience)
         self.stall_escape = stall_escape
         self.stall_anchors = int(stall_anchors)
@@ -224,6 +227,18 @@ class WeakNAS(PredictorOptimizer):
         if self.iteration == 0 or self.pending.any() or self.finished:
             return None
         return self._fit_data(self.iteration)
+
+    def _check_predictor_params(self, chosen_by_auto: bool) -> None:
+        """Refuse ``predictor_params`` the predictor does not take before anything runs; under ``"auto"``
+        the message says which predictor was chosen and how to name another."""
+        settings = {"n_members": self.n_members, **self.predictor_params}
+        try:
+            check_arguments(predictor_class(self.predictor), settings, "predictor_params", f"predictor {self.predictor!r}", counts=True)
+        except ConfigError as err:
+            if not chosen_by_auto:
+                raise
+            raise ConfigError(f"{err} (predictor 'auto' chose {self.predictor!r} for this space; name the predictor "
+                              f"these settings are for, e.g. {self.method}.predictor: mlp)") from None
 
     def new_predictor(self) -> Predictor:
         """An unfitted predictor of this optimizer's settings."""
@@ -338,19 +353,41 @@ class WeakNAS(PredictorOptimizer):
     def _fit_data(self, z: int) -> FitData:
         """The iteration-``z`` training set with its targets (z-scored, or rank scores) and the fit's seed."""
         idx, val = self._training_set(z)
-        if self.target_transform == "rank":
+        transform = self.resolved_transform()
+        if transform == "rank":
             y, mean, std = rank_scores(val, val), 0.0, 1.0
         else:
-            mean, std = self._target_stats(val)
+            val = self._transformed(val, transform)
+            mean, std = self._target_stats(val, transform)
             std = std if std > 0 else 1.0  # all values equal: centre only
             y = (val - mean) / std
         return FitData(idx, self.space.features[idx], y.astype(np.float32), self.seed + z * self.n_members, mean, std)
 
     def _on_target_scale(self, values: np.ndarray, data: FitData) -> np.ndarray:
         """Search values on the scale of ``data``'s targets (the EI incumbent)."""
-        if self.target_transform == "rank":
+        transform = self.resolved_transform()
+        if transform == "rank":
             return rank_scores(values, np.asarray(self.history.values)[np.isin(self.history.indices, data.indices)])
-        return (values - data.mean) / data.std
+        return (self._transformed(values, transform) - data.mean) / data.std
+
+    def resolved_transform(self) -> str:
+        """``target_transform`` with ``"auto"`` decided on iteration 0's values (``"log"`` or ``"none"``)."""
+        if self.target_transform != AUTO:
+            return self.target_transform
+        first = np.asarray(self.history.values)[np.asarray(self.history.iterations) == 0]
+        negated_loss = first.size > 0 and first.max() < 0 and first.min() < LOG_SPAN * first.max()
+        return "log" if negated_loss and self.target_scaling != "pool" else "none"
+
+    def _transformed(self, values: np.ndarray, transform: str) -> np.ndarray:
+        """``values`` under ``"none"`` or ``"log"``; a value at or above 0 under ``"log"`` is refused."""
+        if transform == "none":
+            return values
+        if (values >= 0).any():
+            raise ConfigError(
+                f"{self.method}.target_transform: 'log' takes negated losses (search values below 0), got "
+                f"{float(values.max())}; use 'none' or 'rank'"
+            )
+        return -np.log(-values)
 
     def stalled_iterations(self) -> int:
         """Completed iterations in a row, up to the last, whose batch did not raise the best search value."""
@@ -362,12 +399,13 @@ class WeakNAS(PredictorOptimizer):
         rose = np.flatnonzero(np.diff(last) > 0)
         return int(last.size - 1 - (rose[-1] + 1 if rose.size else 0))
 
-    def _target_stats(self, train_values: np.ndarray) -> tuple[float, float]:
-        """``(mean, std)`` the targets are z-scored by, under ``target_scaling``."""
+    def _target_stats(self, train_values: np.ndarray, transform: str) -> tuple[float, float]:
+        """``(mean, std)`` the (``transform``-ed) targets are z-scored by, under ``target_scaling``."""
         if self.target_scaling == "pool":
             return self.pool_stats
         if self.target_scaling == "initial":
             first = np.asarray(self.history.values)[np.asarray(self.history.iterations) == 0]
+            first = self._transformed(first, transform)
             return float(first.mean()), float(first.std())
         return float(train_values.mean()), float(train_values.std())
 
