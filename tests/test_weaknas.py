@@ -500,3 +500,18 @@ def test_auto_targets_are_logs_of_losses_spanning_decades(low, high, expected):
         run(np.abs(VALUES) + 1.0, "log")
     with pytest.raises(ConfigError, match="'log' cannot be z-scored by the pool"):
         make_optimizer("weaknas", space, 30, 0, target_transform="log", target_scaling="pool", pool_stats=(0.0, 1.0))
+
+
+def test_auto_targets_fall_back_when_a_value_is_not_a_negated_loss():
+    """An objective that looks like a loss at first (negative, spanning decades) and then returns a value
+    at or above 0 is searched on its values from then on, without an error."""
+    space = ArraySpace(np.random.default_rng(0).normal(size=(N, 6)))
+    opt = make_optimizer("weaknas", space, 30, 0, init_sample=10, sample_each_iter=10, predictor="mlp",
+                         predictor_params=TINY_MLP)  # fmt: skip
+    first = opt.ask()
+    opt.tell(first, -np.logspace(-4, 0, first.size))
+    assert opt.resolved_transform() == "log"
+    second = opt.ask()
+    opt.tell(second, np.linspace(-0.5, 0.5, second.size))
+    assert opt.resolved_transform() == "none"
+    assert len(set(opt.ask()) - set(first) - set(second)) == 10

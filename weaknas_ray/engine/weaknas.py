@@ -122,8 +122,8 @@ class WeakNAS(PredictorOptimizer):
             values; ``"log"``: ``-log(-v)`` of search values ``v`` that are negated losses (all below 0), so
             a loss spanning decades is learnt on the scale its regret is measured on; ``"rank"``: their
             normal scores within the training set (:func:`rank_scores`), free of any scale (``target_scaling``
-            is then unused). ``"auto"`` (default): ``"log"`` where iteration 0's values are all negative and
-            span more than a decade (and ``target_scaling`` is not ``"pool"``), else ``"none"``.
+            is then unused). ``"auto"`` (default): ``"log"`` while the values so far are all negative and iteration
+            0's span more than a decade (and ``target_scaling`` is not ``"pool"``), else ``"none"``.
         stall_patience: after this many iterations in a row without a new best search value the search
             escapes by ``stall_escape`` until a batch finds a new best; ``None`` never (default 2).
         stall_escape: ``"local+widen"`` (default): half of each batch by each of the two rules below;
@@ -371,11 +371,14 @@ class WeakNAS(PredictorOptimizer):
         return (self._transformed(values, transform) - data.mean) / data.std
 
     def resolved_transform(self) -> str:
-        """``target_transform`` with ``"auto"`` decided on iteration 0's values (``"log"`` or ``"none"``)."""
+        """``target_transform`` with ``"auto"`` decided on the values so far: ``"log"`` while every one is
+        below 0 (a negated loss) and iteration 0's span more than a decade, else ``"none"`` (an objective
+        that turns out not to be a loss falls back at the first value at or above 0)."""
         if self.target_transform != AUTO:
             return self.target_transform
-        first = np.asarray(self.history.values)[np.asarray(self.history.iterations) == 0]
-        negated_loss = first.size > 0 and first.max() < 0 and first.min() < LOG_SPAN * first.max()
+        values = np.asarray(self.history.values)
+        first = values[np.asarray(self.history.iterations) == 0]
+        negated_loss = first.size > 0 and values.max() < 0 and first.min() < LOG_SPAN * first.max()
         return "log" if negated_loss and self.target_scaling != "pool" else "none"
 
     def _transformed(self, values: np.ndarray, transform: str) -> np.ndarray:
