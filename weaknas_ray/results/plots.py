@@ -25,6 +25,7 @@ TSNE_ITERATIONS = 500
 # NOTE: the y axis of curves.png starts at this query: the first few random queries span the whole
 # accuracy range and would flatten the part of the curves that tells methods apart.
 ZOOM_FROM_QUERY = 10
+REGRET_LINEAR_BELOW = 1e-3  # log-regret curves: a linear y axis below this, logarithmic above
 # NOTE: accuracies below this percentile share the bottom colour, so the good region keeps its contrast.
 COLOUR_FLOOR_PERCENTILE = 10
 # NOTE: panels of the dynamics figure: iterations spread evenly from the first to the last.
@@ -69,13 +70,18 @@ def plot_curves(
             curves = best_curves(rows, max_sample)
             curves = regret(curves, optimum, regret_kind) if as_regret else curves
             mean, std = np.nanmean(curves, axis=0), np.nanstd(curves, axis=0)
+            below = np.maximum(mean - std, 0.0) if as_regret else mean - std  # a regret is never below 0
             line = ax.plot(x, mean, label=f"{prefix}{method} ({counted(curves.shape[0], 'repeat')})")[0]
-            ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+            ax.fill_between(x, below, mean + std, color=line.get_color(), alpha=0.2)
             start = min(ZOOM_FROM_QUERY, max_sample) - 1
-            lows.append(np.nanmin((mean - std)[start:]))
+            lows.append(np.nanmin(below[start:]))
             highs.append(np.nanmax((mean + std)[start:]))
     low, high = np.nanmin(lows), np.nanmax(highs)
-    ax.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low) + 1e-9)
+    if as_regret:  # regrets span decades down to 0: linear below REGRET_LINEAR_BELOW, logarithmic above
+        ax.set_yscale("symlog", linthresh=REGRET_LINEAR_BELOW)
+        ax.set_ylim(0.0, 1.5 * high + 1e-9)
+    else:
+        ax.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low) + 1e-9)
     if optimum is not None and not as_regret:
         ax.axhline(optimum, color="black", linestyle="--", linewidth=1, label=f"global optimum {optimum:.2f}")
     if log_x:
