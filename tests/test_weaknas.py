@@ -479,38 +479,44 @@ def test_auto_fits_trees_where_parameters_are_numbers():
         make_optimizer("weaknas", numbers, 20, 0, predictor_params={"hidden": [8]}).new_predictor()
 
 
-@pytest.mark.parametrize(("low", "high", "expected"), [(1e-6, 1e-3, "log"), (0.2, 1.0, "none"), (-5.0, 5.0, "none")])
-def test_auto_targets_are_logs_of_losses_spanning_decades(low, high, expected):
-    """``target_transform: auto`` searches a loss whose first sample spans more than a decade on its log (the
-    scale its regret is measured on); a narrower loss or an accuracy keeps its values. Under "log" the batches
-    equal those of the search on ``-log(loss)`` with plain targets."""
+def _searched(values: np.ndarray, transform: str):
+    """A 30-query weaknas repeat (tiny MLP) on ``values`` over a fixed random space, with ``transform``."""
     space = ArraySpace(np.random.default_rng(0).normal(size=(N, 6)))
-    loss = low * (high / low) ** ((VALUES - VALUES.min()) / np.ptp(VALUES)) if low > 0 else VALUES
+    opt = make_optimizer("weaknas", space, 30, 0, target_transform=transform, predictor="mlp", predictor_params=TINY_MLP)
+    run_repeat(opt, TableOracle(values))
+    return opt
 
-    def run(values, transform):
-        opt = make_optimizer("weaknas", space, 30, 0, target_transform=transform, predictor="mlp", predictor_params=TINY_MLP)
-        run_repeat(opt, TableOracle(values))
-        return opt
 
-    auto = run(-loss, "auto")
+@pytest.mark.parametrize(("offset", "expected"), [(-10.0, "rank"), (10.0, "none"), (0.0, "none")])
+def test_auto_targets_are_ranks_of_losses(offset, expected):
+    """``target_transform: auto`` fits rank scores where every value is negative (a negated loss) and the
+    values elsewhere (an accuracy, a mixed objective), giving the batches of the transform it names."""
+    auto = _searched(VALUES + offset, "auto")
     assert auto.resolved_transform() == expected
-    if expected == "log":
-        assert auto.history.indices == run(np.log(1 / loss), "none").history.indices
+    assert auto.history.indices == _searched(VALUES + offset, expected).history.indices
+
+
+def test_log_targets_are_the_log_of_the_loss():
+    """``target_transform: log`` searches as plain targets on ``-log(loss)`` would; it refuses values at or
+    above 0 and the pool's statistics (which are not those of the log)."""
+    loss = 1e-6 * 1e3 ** ((VALUES - VALUES.min()) / np.ptp(VALUES))
+
+    assert _searched(-loss, "log").history.indices == _searched(np.log(1 / loss), "none").history.indices
     with pytest.raises(ConfigError, match="'log' takes negated losses"):
-        run(np.abs(VALUES) + 1.0, "log")
+        _searched(np.abs(VALUES) + 1.0, "log")
     with pytest.raises(ConfigError, match="'log' cannot be z-scored by the pool"):
-        make_optimizer("weaknas", space, 30, 0, target_transform="log", target_scaling="pool", pool_stats=(0.0, 1.0))
+        make_optimizer("weaknas", ArraySpace(np.eye(4)), 3, 0, target_transform="log", target_scaling="pool", pool_stats=(0.0, 1.0))
 
 
 def test_auto_targets_fall_back_when_a_value_is_not_a_negated_loss():
-    """An objective that looks like a loss at first (negative, spanning decades) and then returns a value
-    at or above 0 is searched on its values from then on, without an error."""
+    """An objective that looks like a loss at first (all values negative) and then returns a value at or
+    above 0 is searched on its values from then on, without an error."""
     space = ArraySpace(np.random.default_rng(0).normal(size=(N, 6)))
     opt = make_optimizer("weaknas", space, 30, 0, init_sample=10, sample_each_iter=10, predictor="mlp",
                          predictor_params=TINY_MLP)  # fmt: skip
     first = opt.ask()
     opt.tell(first, -np.logspace(-4, 0, first.size))
-    assert opt.resolved_transform() == "log"
+    assert opt.resolved_transform() == "rank"
     second = opt.ask()
     opt.tell(second, np.linspace(-0.5, 0.5, second.size))
     assert opt.resolved_transform() == "none"

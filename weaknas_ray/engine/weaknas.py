@@ -57,7 +57,6 @@ from weaknas_ray.engine.base import FitData, PredictorOptimizer
 from weaknas_ray.engine.schedule import query_sizes, top_n_schedule
 from weaknas_ray.exceptions import ConfigError
 from weaknas_ray.predictors import Predictor, make_predictor, predictor_class
-from weaknas_ray.spaces.params import LOG_SPAN
 
 KEEP_OLD = ("all", "top", "none")
 TARGET_SCALING = ("pool", "initial", "train")
@@ -122,8 +121,8 @@ class WeakNAS(PredictorOptimizer):
             values; ``"log"``: ``-log(-v)`` of search values ``v`` that are negated losses (all below 0), so
             a loss spanning decades is learnt on the scale its regret is measured on; ``"rank"``: their
             normal scores within the training set (:func:`rank_scores`), free of any scale (``target_scaling``
-            is then unused). ``"auto"`` (default): ``"log"`` while the values so far are all negative and iteration
-            0's span more than a decade (and ``target_scaling`` is not ``"pool"``), else ``"none"``.
+            is then unused). ``"auto"`` (default): ``"rank"`` while the values so far are all negative (negated
+            losses) and ``target_scaling`` is not ``"pool"``, else ``"none"``.
         stall_patience: after this many iterations in a row without a new best search value the search
             escapes by ``stall_escape`` until a batch finds a new best; ``None`` never (default 2).
         stall_escape: ``"local+widen"`` (default): half of each batch by each of the two rules below;
@@ -371,15 +370,13 @@ class WeakNAS(PredictorOptimizer):
         return (self._transformed(values, transform) - data.mean) / data.std
 
     def resolved_transform(self) -> str:
-        """``target_transform`` with ``"auto"`` decided on the values so far: ``"log"`` while every one is
-        below 0 (a negated loss) and iteration 0's span more than a decade, else ``"none"`` (an objective
-        that turns out not to be a loss falls back at the first value at or above 0)."""
+        """``target_transform`` with ``"auto"`` decided on the values so far: ``"rank"`` while every one is
+        below 0 (a negated loss, whose tail of diverged runs spans decades), else ``"none"`` (accuracies;
+        an objective that turns out not to be a loss falls back at its first value at or above 0)."""
         if self.target_transform != AUTO:
             return self.target_transform
-        values = np.asarray(self.history.values)
-        first = values[np.asarray(self.history.iterations) == 0]
-        negated_loss = first.size > 0 and values.max() < 0 and first.min() < LOG_SPAN * first.max()
-        return "log" if negated_loss and self.target_scaling != "pool" else "none"
+        negated_loss = len(self.history.values) > 0 and max(self.history.values) < 0
+        return "rank" if negated_loss and self.target_scaling != "pool" else "none"
 
     def _transformed(self, values: np.ndarray, transform: str) -> np.ndarray:
         """``values`` under ``"none"`` or ``"log"``; a value at or above 0 under ``"log"`` is refused."""
