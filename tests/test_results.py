@@ -394,3 +394,21 @@ def test_tables_show_tiny_losses_with_significant_digits():
     from weaknas_ray.results.aggregate import _value
 
     assert (_value(-1.234e-6), _value(93.1234), _value(0.0)) == ("-1.23e-06", "93.123", "0.000")
+
+
+def test_report_draws_a_run_saved_in_parts_as_one(tmp_path):
+    """Folders holding different methods at one budget (a comparison run in parts) are drawn as one run,
+    without folder prefixes; folders that share a method keep them."""
+    from weaknas_ray.commands.report import _comparable
+
+    def store(name, method):
+        run = RunStore(tmp_path / name)
+        run.prepare(load_config(overrides={"search.max_sample": 20}), {"benchmark": "fake"})
+        run.write_repeat(method, 0, rows(method, 0, [0.1, 0.4]), None)
+        run.merge()
+        return run
+
+    peers, weaknas, again = store("peers", "random"), store("weaknas", "weaknas"), store("again", "random")
+    whole = _comparable([peers, weaknas])
+    assert list(whole) == [""] and sorted(whole[""][0]["method"].unique()) == ["random", "weaknas"]
+    assert list(_comparable([peers, again])) == ["peers: ", "again: "]

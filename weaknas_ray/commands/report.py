@@ -40,7 +40,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"Markdown table written to {args.markdown}")
     if len(stores) > 1:
         args.compare = args.compare or "comparison.png"
-        runs = {f"{s.root.name}: ": (s.results(), s.load_config()["search"]["max_sample"]) for s in stores}
+        runs = _comparable(stores)
         optima = {(s.load_meta().get("optimum") or {}).get("reported") for s in stores}
         optimum = optima.pop() if len(optima) == 1 else None  # one line only when all runs share it
         kinds = {s.load_meta().get("regret", "difference") for s in stores}
@@ -49,3 +49,16 @@ def main(args: argparse.Namespace) -> int:
     elif args.compare:
         print(f"--compare {args.compare}: one run given, nothing to compare (its own curves.png is redrawn)")
     return 0
+
+
+def _comparable(stores) -> dict:
+    """The runs of :func:`~weaknas_ray.results.plots.plot_curves`: one unprefixed run where the folders hold
+    different methods at one budget (rows of one comparison run in parts), else one per folder, its
+    methods prefixed by the folder's name."""
+    import pandas as pd
+
+    parts = [(s.root.name, s.results(), s.load_config()["search"]["max_sample"]) for s in stores]
+    methods = [m for _, results, _ in parts for m in results["method"].unique()]
+    if len(set(methods)) == len(methods) and len({budget for *_, budget in parts}) == 1:
+        return {"": (pd.concat([results for _, results, _ in parts], ignore_index=True), parts[0][2])}
+    return {f"{name}: ": (results, budget) for name, results, budget in parts}
