@@ -26,10 +26,10 @@ from weaknas_ray.benchmarks.registry import load_configured_benchmark
 from weaknas_ray.drivers.loop import optimum_targets
 from weaknas_ray.drivers.repeats import RepeatTask, check_methods, group_tasks, plan_tasks, run_repeats
 from weaknas_ray.drivers.resources import plan_resources
-from weaknas_ray.exceptions import ConfigError, WeakNASError, interrupt_on_sigterm
+from weaknas_ray.exceptions import ConfigError, OutputWriteError, WeakNASError, interrupt_on_sigterm
 from weaknas_ray.interfaces import Benchmark
 from weaknas_ray.results.aggregate import counted
-from weaknas_ray.results.records import RunStore
+from weaknas_ray.results.records import RunStore, check_output_path
 
 # NOTE: how often the driver refreshes the progress bar from the workers (seconds).
 POLL_S = 0.5
@@ -179,10 +179,12 @@ def run_search(
         A :class:`RunOutcome`.
 
     Raises:
-        ConfigError: bad method settings, a folder holding a different run, or too few CPUs.
+        ConfigError: an output folder the OS refuses, bad method settings, a folder holding a different
+            run, or too few CPUs.
     """
     import ray
 
+    check_output_path(config["output"])
     store = RunStore(config["output"])
     benchmark = benchmark if benchmark is not None else load_configured_benchmark(config, allow_loaders)
     oracle = benchmark.oracle
@@ -254,6 +256,7 @@ class _Dispatcher:
         )
         self.placement_timeout = ray_cfg["placement_timeout_s"]
         self.start_error = ""
+        self.save_error: OutputWriteError | None = None  # the first repeat that could not be saved
         self.workers: list = []
         self.pending: dict[Any, Any] = {}  # ready-call ref -> actor not placed yet
         for _ in range(min(slots, len(self.queue))):
@@ -284,6 +287,7 @@ class _Dispatcher:
         Raises:
             WeakNASError: repeats remain but no actor has been placed for ``ray.placement_timeout_s``
                 (or none is left to place).
+            OutputWriteError: a finished repeat could not be saved (raised once the repeats in flight end).
         """
         import ray
 
@@ -294,6 +298,8 @@ class _Dispatcher:
         stalled_since = None
         try:
             while self.queue or running:
+                if self.save_error is not None:  # stopping: only the repeats in flight are finished
+                    self.queue.clear()
                 while self.queue and idle:
                     worker, group = idle.pop(), self.queue.pop(0)
                     running[worker.run.remote(group)] = (worker, group)
@@ -320,18 +326,36 @@ class _Dispatcher:
                     except ray.exceptions.RayError as exc:
                         worker = self._failed(group, exc, worker, failures)
                     else:
-                        for task, (rows, final) in zip(group, outcomes):
-                            self.store.write_repeat(task.method, task.repeat, rows, final)
-                            finished_queries += task.max_sample
-                            self.bar.update_repeat()
+                        finished_queries += self._save(group, outcomes)
                     if worker is not None:
                         idle.append(worker)
                 self.bar.show(finished_queries + self._live_queries(running))
+            if self.save_error is not None:
+                self.save_error.fix = (f"{len(self.store.finished())} finished repeat(s) kept in "
+                                       f"{self.store.root.resolve()}: free space, then rerun the same command to resume")
+                raise self.save_error
         finally:
             self.bar.close()
             for worker in self.workers:
                 ray.kill(worker)
         return failures
+
+    def _save(self, group: list[RepeatTask], outcomes: list) -> int:
+        """Save the finished repeats of ``group``; returns their queries. A save that fails (a full disk)
+        stops the run: no repeat is handed out any more, those in flight are saved where they can be, and
+        :meth:`run` then raises the first such error, with the number of finished repeats kept."""
+        queries = 0
+        for task, (rows, final) in zip(group, outcomes):
+            try:
+                self.store.write_repeat(task.method, task.repeat, rows, final)
+            except OutputWriteError as exc:
+                self.save_error = self.save_error or exc
+                self.bar.write(f"repeat {task.repeat} of {task.method} could not be saved: {exc.path} ({exc.reason}); "
+                               "stopping after the repeats in flight")
+                continue
+            queries += task.max_sample
+            self.bar.update_repeat()
+        return queries
 
     def _placed(self, ref, idle: list) -> None:
         """A starting actor answered: idle when it runs, dropped (with a message) when it could not start."""
