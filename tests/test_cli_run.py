@@ -133,6 +133,29 @@ def test_an_output_path_the_os_refuses_is_one_line_before_any_work(tmp_path, cap
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"] and (tmp_path / "file").read_text() == "mine"
 
 
+@pytest.mark.parametrize("setting", ["methods.tpe.batch_size=5", "methods.tpe={batch_size: 5}", "methods={tpe: {}}"])
+def test_a_set_of_a_method_the_run_does_not_list_is_refused(tmp_path, capsys, monkeypatch, setting):
+    from weaknas_ray.drivers import ray_runner
+
+    monkeypatch.setattr(ray_runner, "load_configured_benchmark", lambda *_: pytest.fail("work started"))
+    args = ["run", "--output", str(tmp_path / "o"), "--methods", "random", "--set", setting]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err == (f"weaknas-ray run: error: --set {setting.partition('=')[0]}: method 'tpe' is not run "
+                   "(search.methods: random); add it to --methods, or drop the setting\n")
+    assert not (tmp_path / "o").exists()
+
+
+def test_tune_resume_with_no_experiment_in_the_folder_is_one_line(tmp_path, capsys):
+    args = ["tune", "--output", str(tmp_path / "typo"), "--set", "tune.resume=true"]
+    assert main(args) == 2
+    assert capsys.readouterr().err == (
+        f"weaknas-ray tune: error: tune.resume: {tmp_path / 'typo'} holds no Tune experiment to resume; check "
+        "--output (or name), or drop tune.resume=true to start a new experiment there\n"
+    )
+    assert not (tmp_path / "typo").exists()
+
+
 def test_interrupted_run_says_what_is_kept(tmp_path, capsys, monkeypatch):
     from weaknas_ray.drivers import ray_runner
 
