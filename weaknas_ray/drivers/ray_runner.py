@@ -60,23 +60,29 @@ class RepeatWorker:
         cpus_per_chunk: ``num_cpus`` of chunk and member tasks.
         member_tasks: most member tasks per ensemble fit
             (:class:`~weaknas_ray.drivers.ray_scoring.RayMemberFitter`); 0 fits in the actor.
+        task_timeout_s: ``ray.task_timeout_s``: chunk and member tasks that make no progress this long
+            are given up, and the repeat fits and scores in this actor.
     """
 
-    def __init__(self, benchmark, chunks: list | None, cpus: float, cpus_per_chunk: float, member_tasks: int = 0):
-        from weaknas_ray.drivers.ray_scoring import RayMemberFitter, RayPoolScorer, pin_threads
+    def __init__(self, benchmark, chunks: list | None, cpus: float, cpus_per_chunk: float, member_tasks: int,
+                 task_timeout_s: float):
+        from weaknas_ray.drivers.ray_scoring import RayMemberFitter, RayPoolScorer, TaskWatch, pin_threads
 
         # torch reads OMP_NUM_THREADS when first imported (lazily, by a predictor): random-only workers
         # never pay for importing it
         pin_threads(cpus)
         self.benchmark = benchmark
-        self.scorer = RayPoolScorer(chunks, cpus_per_chunk) if chunks else None
-        self.fitter = RayMemberFitter(member_tasks, cpus_per_chunk) if member_tasks else None
+        self.watch = TaskWatch(task_timeout_s)
+        self.scorer = RayPoolScorer(chunks, cpus_per_chunk, self.watch) if chunks else None
+        self.fitter = RayMemberFitter(member_tasks, cpus_per_chunk, self.watch) if member_tasks else None
         self._done = 0
 
     def run(self, tasks: list[RepeatTask]):
-        """Run a group of repeats (usually one); returns their ``(rows, final_top1)`` in order."""
+        """Run a group of repeats (usually one); returns their ``(rows, final_top1)`` in order, and why
+        they fell back from Ray tasks to the actor (``None`` when they did not)."""
+        self.watch.note = None  # a new repeat tries the tasks again: the cluster may have recovered
         try:
-            return run_repeats(self.benchmark, tasks, self.scorer, on_batch=self._count, fitter=self.fitter)
+            return run_repeats(self.benchmark, tasks, self.scorer, on_batch=self._count, fitter=self.fitter), self.watch.note
         finally:  # NOTE: reset here, not at the start: a progress poll may arrive before this call starts
             self._done = 0
 
@@ -253,6 +259,7 @@ class _Dispatcher:
             ray_cfg["cpus_per_repeat"],
             ray_cfg["cpus_per_chunk"],
             members,
+            ray_cfg["task_timeout_s"],
         )
         self.placement_timeout = ray_cfg["placement_timeout_s"]
         self.start_error = ""
@@ -322,10 +329,13 @@ class _Dispatcher:
                         continue
                     worker, group = running.pop(ref)
                     try:
-                        outcomes = ray.get(ref)
+                        outcomes, fell_back = ray.get(ref)
                     except ray.exceptions.RayError as exc:
                         worker = self._failed(group, exc, worker, failures)
                     else:
+                        if fell_back:
+                            self.bar.write(f"warning: {_named(group)}: {fell_back}; fitted and scored in its own "
+                                           "actor instead")
                         finished_queries += self._save(group, outcomes)
                     if worker is not None:
                         idle.append(worker)
@@ -435,6 +445,12 @@ class _Dispatcher:
             self._new_worker()
             return None
         return worker
+
+
+def _named(group: list[RepeatTask]) -> str:
+    """``repeat 3 of weaknas`` (``repeats 3, 4 of weaknas`` for a group)."""
+    repeats = ", ".join(str(task.repeat) for task in group)
+    return f"repeat{'s' if len(group) > 1 else ''} {repeats} of {group[0].method}"
 
 
 def _describe(exc: Exception) -> str:
