@@ -191,6 +191,9 @@ def test_a_damaged_checksum_index_costs_no_result_and_is_rebuilt(tmp_path, capsy
     assert (store.repeats_dir / "checksums.json.corrupt").is_file()
     store.write_repeat("weaknas", 1, rows("weaknas", 1, [0.5, 1.0]), None)  # the resume runs the lost one
     assert store.finished() == {("weaknas", 0), ("weaknas", 1)}
+    index.write_text("")  # damaged while a run saves a repeat: the others stay recorded
+    store.write_repeat("weaknas", 2, rows("weaknas", 2, [0.5]), None)
+    assert store.finished() == {("weaknas", 0), ("weaknas", 1), ("weaknas", 2)}
 
 
 def test_without_checksums_only_files_holding_their_repeat_count(tmp_path, capsys):

@@ -16,8 +16,12 @@ Layout (the output folder contract, docs/output.md)::
 Every file is written to a temporary name in the same folder and renamed into place, so a kill leaves
 either the old file or the new one, never half of one. A repeat whose files are missing, unreadable or
 differ from their recorded checksum (disk trouble, a hand edit, a flipped bit) has them renamed to
-``*.corrupt`` on resume and on report, with a warning, and the repeat runs again. A folder written before
-checksums were recorded (no ``checksums.json``) is checked for readability only.
+``*.corrupt`` on resume and on report, with a warning, and the repeat runs again. Where ``checksums.json``
+is missing (a folder written before checksums were recorded) or damaged, each repeat's files are checked
+for readability and content on their own and the index is rebuilt from those that pass.
+
+Every write goes through :func:`atomic_write`, which turns an OS error (a full disk) into one
+:class:`~weaknas_ray.exceptions.OutputWriteError` naming the file.
 """
 
 from __future__ import annotations
@@ -49,8 +53,9 @@ FINAL_COLUMNS = ("method", "repeat", "reported_value")
 
 def atomic_write(path: Path, write: Callable[[Path], None], place: Callable[[str, Path], None] | None = None) -> None:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then ``place`` it onto ``path`` (default
-    ``os.replace``, a rename; ``os.link`` creates ``path`` only where none exists). Every file of a run is written here, so that a
-    kill leaves the old file or the new one and an OS error (a full disk) is one line naming the file.
+    ``os.replace``, a rename; ``os.link`` creates ``path`` only where none exists). Every file of a run is
+    written here, so that a kill leaves the old file or the new one and an OS error (a full disk) is one
+    line naming the file.
 
     Raises:
         OutputWriteError: the folder, the temporary file or the rename failed (not ``FileExistsError``
@@ -144,9 +149,10 @@ def check_output_path(output: str | os.PathLike) -> None:
 def _limit(path: Path, name: str, default: int) -> int:
     """A file-system limit (``os.pathconf``) at ``path``, ``default`` where the system does not say."""
     try:
-        return os.pathconf(path, name)
+        limit = os.pathconf(path, name)
     except (OSError, ValueError):
         return default
+    return limit if limit > 0 else default  # -1: no fixed limit
 
 
 def _holder(path: Path) -> tuple[int | None, str]:
@@ -313,6 +319,8 @@ class RunStore:
             OutputWriteError: a file could not be written; the repeat is not finished (a resume runs it).
         """
         stem = f"{method}__r{repeat:04d}"
+        if self._read_index() is None:  # none yet, or damaged since the run began: rebuilt from the other
+            self.finished()  # repeats' files first, so none of them is lost
         if final_top1 is not None:
             write_parquet(self.repeats_dir / f"{stem}.final.parquet", final_top1)
         write_parquet(self.repeats_dir / f"{stem}.parquet", rows)
@@ -359,6 +367,9 @@ class RunStore:
                         f"for that run to end, or delete {path} if it is no longer running"
                     ) from None
                 path.unlink(missing_ok=True)
+        else:
+            raise RunStateError(f"output folder {str(self.root)!r}: {path} was taken by another run as this one "
+                                "took over a stale lock; wait for that run to end")
         try:
             yield
         finally:
