@@ -125,8 +125,13 @@ def check_output_path(output: str | os.PathLike) -> None:
     try:
         text.encode(encoding)
     except UnicodeEncodeError as exc:
-        refuse(f"cannot be encoded in the file system's encoding ({encoding}): {exc.object[exc.start:exc.end]!r} at "
-               f"position {exc.start} (a byte that is not {encoding}?); choose a name without it")
+        bad = exc.object[exc.start:exc.end]
+        try:  # a byte of the command line that was not valid in the encoding: Python kept it as a surrogate
+            what = f"the byte(s) {os.fsencode(bad)!r} (not valid {encoding})"
+        except UnicodeEncodeError:
+            what = repr(bad)
+        refuse(f"cannot be encoded in the file system's encoding ({encoding}): {what} at position {exc.start}; "
+               "choose a name without it")
     absolute = Path(os.path.abspath(text))
     existing = next(p for p in (absolute, *absolute.parents) if os.path.exists(p))  # never raises: too long is False
     name_max, path_max = _limit(existing, "PC_NAME_MAX", 255), _limit(existing, "PC_PATH_MAX", 4096)
