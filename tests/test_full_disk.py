@@ -1,8 +1,9 @@
 """A full disk at each write of a run: one line naming the file, exit 2, the finished repeats kept; once
 space is freed, rerunning the same command finishes every repeat and loses none.
 
-The disk is "full" for one file name at a time: its rename (or, for the lock, its link) into place fails
-with ENOSPC, which is where every write of a run ends (``records.atomic_write``).
+First the disk is "full" for one file name at a time: its rename (or, for the lock, its link) into place
+fails with ENOSPC, which is where every write of a run ends (``records.atomic_write``). Then, where the
+test may mount one, a real 1 MB tmpfs is filled to within a few pages.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +45,8 @@ def disk(monkeypatch):
 
 @pytest.fixture
 def run(ray_session, tmp_path, monkeypatch):
-    """``weaknas-ray run`` of 4 random repeats on a small fake pool (the benchmark loader is patched)."""
+    """``run(OUT)``: ``weaknas-ray run`` of 4 random repeats on a small fake pool into OUT (the benchmark
+    loader is patched)."""
     from weaknas_ray.drivers import ray_runner
 
     X = np.random.default_rng(0).normal(size=(200, 4))
@@ -52,9 +55,9 @@ def run(ray_session, tmp_path, monkeypatch):
     config = tmp_path / "c.yaml"
     config.write_text(
         "name: full-disk\nbenchmark: {loader: 'unused:loader'}\n"
-        f"search: {{methods: [random], repeats: {REPEATS}, max_sample: {MAX_SAMPLE}}}\noutput: {tmp_path / 'run'}\n"
+        f"search: {{methods: [random], repeats: {REPEATS}, max_sample: {MAX_SAMPLE}}}\n"
     )
-    return lambda: main(["run", "--config", str(config), "--no-progress"])
+    return lambda out: main(["run", "--config", str(config), "--output", str(out), "--no-progress"])
 
 
 def finished_files(out: Path) -> dict[str, bytes]:
@@ -72,7 +75,7 @@ def finished_files(out: Path) -> dict[str, bytes]:
 def test_a_full_disk_is_one_line_keeps_finished_repeats_and_the_resume_completes(run, disk, tmp_path, capsys, name):
     out = tmp_path / "run"
     disk["full"] = name
-    assert run() == 2
+    assert run(out) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("weaknas-ray run: error: cannot write ") and f"{name} (No space left on device)" in err[-1]
     assert "Traceback" not in "\n".join(err) and not (out / ".lock").exists()
@@ -83,11 +86,61 @@ def test_a_full_disk_is_one_line_keeps_finished_repeats_and_the_resume_completes
     elif name in ("results.parquet", "summary.json", "curves.png", "search_dynamics.png"):
         assert len(kept) == REPEATS and f"free space, then run `weaknas-ray report {out}`" in err[-1]
     disk["full"] = None  # space freed
-    assert run() == 0
+    assert_resume_completes(run, out, kept)
+
+
+def assert_resume_completes(run, out: Path, kept: dict[str, bytes]) -> None:
+    """Rerunning finishes every repeat, keeps the ``kept`` files as they were, leaves no temporary file."""
+    assert run(out) == 0
     results = pd.read_parquet(out / "results.parquet")
     counts = results.groupby("repeat")["query"].nunique()
     assert counts.index.tolist() == list(range(REPEATS)) and (counts == MAX_SAMPLE).all()
     assert finished_files(out).items() >= kept.items()  # the finished repeats were kept as they were
     for figure in ("summary.json", "curves.png", "search_dynamics.png"):
         assert (out / figure).is_file()
-    assert not list(out.rglob(".*.tmp"))  # no temporary file left behind
+    assert not list(out.rglob(".*.tmp"))
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MB tmpfs at ``tmp_path/disk``; the test is skipped where this process may not mount one."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def fill(disk: Path, free: int) -> Path:
+    """Fill ``disk`` to within ``free`` bytes with one file; deleting it frees the space."""
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_CREAT | os.O_WRONLY)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC
+        os.ftruncate(fd, max(0, os.fstat(fd).st_size - free))
+    finally:
+        os.close(fd)
+    return filler
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("free_kb", [0, 40])  # the lock; a repeat mid-run
+def test_a_really_full_disk_stops_the_run_in_one_line_and_the_resume_completes(run, small_disk, capsys, free_kb):
+    """A real full disk (a tmpfs): wherever the space runs out (the lock, config.yaml, a repeat, the
+    index, a merged table, a figure), one line naming the file, exit 2, no empty lock or half file left;
+    after the space is freed the same command finishes every repeat."""
+    out = small_disk / "run"
+    filler = fill(small_disk, free_kb * 1024)
+    assert run(out) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("weaknas-ray run: error: cannot write ") and "(No space left on device)" in err[-1], err
+    assert "Traceback" not in "\n".join(err) and not (out / ".lock").exists()
+    assert not [p for p in out.rglob("*") if p.is_file() and p.stat().st_size == 0]  # no empty or half-made file
+    kept = finished_files(out) if out.is_dir() else {}
+    filler.unlink()
+    assert_resume_completes(run, out, kept)

@@ -73,7 +73,8 @@ def atomic_write(path: Path, write: Callable[[Path], None], place: Callable[[str
     except OSError as exc:
         if placing and isinstance(exc, FileExistsError):
             raise
-        raise OutputWriteError(path, exc.strerror or str(exc)) from None
+        # NOTE: the errno's own words: pyarrow's strerror is "Error writing bytes to file. Detail: [errno 28] ..."
+        raise OutputWriteError(path, os.strerror(exc.errno) if exc.errno else exc.strerror or str(exc)) from None
     finally:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
