@@ -112,6 +112,50 @@ def test_malformed_config_exits_2_naming_the_key(tmp_path, capsys, nb201_root, m
     assert f"--data-dir {str(tmp_path / 'nope')!r} is not a directory" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("case", ["a file", "under a file", "under /proc", "name too long", "path too long", "not utf-8"])
+def test_an_output_path_the_os_refuses_is_one_line_before_any_work(tmp_path, capsys, monkeypatch, case):
+    from weaknas_ray.drivers import ray_runner
+
+    monkeypatch.setattr(ray_runner, "load_configured_benchmark", lambda *_: pytest.fail("work started"))
+    (tmp_path / "file").write_text("mine")
+    output, problem = {
+        "a file": (tmp_path / "file", "is a file, not a folder"),
+        "under a file": (tmp_path / "file" / "run", f"cannot be created: {tmp_path / 'file'} is a file"),
+        "under /proc": (Path("/proc/weaknas-nonexistent/run"), "cannot be created or written"),
+        "name too long": (tmp_path / ("n" * 256), "has a name of 256 bytes"),
+        "path too long": (tmp_path / "/".join(["d" * 200] * 21), "over the limit of 4095"),
+        "not utf-8": (tmp_path / os.fsdecode(b"run-\xff"), "cannot be encoded in the file system's encoding"),
+    }[case]
+    assert main(["run", "--output", str(output), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("weaknas-ray run: error: output: '") and problem in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"] and (tmp_path / "file").read_text() == "mine"
+
+
+@pytest.mark.parametrize("setting", ["methods.tpe.batch_size=5", "methods.tpe={batch_size: 5}", "methods={tpe: {}}"])
+def test_a_set_of_a_method_the_run_does_not_list_is_refused(tmp_path, capsys, monkeypatch, setting):
+    from weaknas_ray.drivers import ray_runner
+
+    monkeypatch.setattr(ray_runner, "load_configured_benchmark", lambda *_: pytest.fail("work started"))
+    args = ["run", "--output", str(tmp_path / "o"), "--methods", "random", "--set", setting]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err == (f"weaknas-ray run: error: --set {setting.partition('=')[0]}: method 'tpe' is not run "
+                   "(search.methods: random); add it to --methods, or drop the setting\n")
+    assert not (tmp_path / "o").exists()
+
+
+def test_tune_resume_with_no_experiment_in_the_folder_is_one_line(tmp_path, capsys):
+    args = ["tune", "--output", str(tmp_path / "typo"), "--set", "tune.resume=true"]
+    assert main(args) == 2
+    assert capsys.readouterr().err == (
+        f"weaknas-ray tune: error: tune.resume: {tmp_path / 'typo'} holds no Tune experiment to resume; check "
+        "--output (or name), or drop tune.resume=true to start a new experiment there\n"
+    )
+    assert not (tmp_path / "typo").exists()
+
+
 def test_interrupted_run_says_what_is_kept(tmp_path, capsys, monkeypatch):
     from weaknas_ray.drivers import ray_runner
 

@@ -44,17 +44,20 @@ def tiny_benchmark() -> Benchmark:
 
 
 class SlowOracle(TableOracle):
-    """A table oracle that sleeps ``delay`` seconds per batch: repeats last long enough to lose a node."""
+    """A table oracle that sleeps ``delay`` seconds per batch: repeats last long enough to lose a node; it
+    touches ``marker`` (when given) after each batch, so the test knows when the fit that follows starts."""
 
-    def __init__(self, search, reported, delay: float):
+    def __init__(self, search, reported, delay: float, marker: str = ""):
         super().__init__(search, reported)
-        self.delay = delay
+        self.delay, self.marker = delay, marker
 
     def for_repeat(self, seed):
-        return SlowOracle(self.search, self.reported, self.delay)
+        return SlowOracle(self.search, self.reported, self.delay, self.marker)
 
     def evaluate(self, indices):
         time.sleep(self.delay)
+        if self.marker:
+            Path(self.marker).touch()
         return super().evaluate(indices)
 
 
@@ -63,6 +66,35 @@ def slow_benchmark(delay: float = 0.5) -> Benchmark:
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 4))
     return Benchmark("slow-tiny", ArraySpace(X, name="slow-tiny"), SlowOracle(X.sum(axis=1), X.sum(axis=1) + 1.0, delay))
+
+
+def slow_tiny_benchmark(delay: float, marker: str) -> Benchmark:
+    """:func:`tiny_benchmark` with a :class:`SlowOracle` (``benchmark.loader: tests.test_cluster:slow_tiny_benchmark``)."""
+    bench = tiny_benchmark()
+    oracle = SlowOracle(bench.oracle.search, bench.oracle.reported, delay, marker)
+    return Benchmark(bench.name, bench.space, oracle)
+
+
+def ei_config(folder: Path, benchmark: str, ray: str) -> Path:
+    """``folder/ei.yaml``: one fixed-seed weaknas-ei repeat of 30 queries (:data:`SETTINGS`) on ``benchmark``
+    with the ``ray`` settings (both YAML flow mappings' text)."""
+    path = folder / "ei.yaml"
+    path.write_text(
+        f"benchmark: {benchmark}\n"
+        "search: {methods: [weaknas-ei], repeats: 1, max_sample: 30, seed: 3}\n"
+        f"methods: {{weaknas-ei: {SETTINGS!r}}}\n".replace("'", '"') + f"ray: {{{ray}}}\n"
+    )
+    return path
+
+
+def assert_rows_of_a_local_run(out: Path, config: Path) -> None:
+    """The rows the run in ``out`` wrote equal those of the in-process run of its ``ei_config``."""
+    got = pd.read_parquet(out / "results.parquet")
+    cfg = load_config(config)
+    opt = make_optimizer("weaknas-ei", tiny_benchmark().space, 30, 3, **method_settings(cfg, "weaknas-ei"))
+    want = run_repeat(opt, tiny_benchmark().oracle.for_repeat(3))
+    pd.testing.assert_frame_equal(got[want.columns].drop(columns=["elapsed_s"]).reset_index(drop=True),
+                                  want.drop(columns=["elapsed_s"]).reset_index(drop=True))
 
 
 def _free_ports(n: int) -> list[int]:
@@ -147,24 +179,13 @@ def test_ei_run_with_member_tasks_on_two_raylets(tmp_path):
     start = time.monotonic()
     with _two_raylets(tmp_path, "wnr18_") as (gcs, env, _):
         out = tmp_path / "run"
-        config = tmp_path / "ei.yaml"
-        config.write_text(
-            "benchmark: {loader: 'tests.test_cluster:tiny_benchmark'}\n"
-            "search: {methods: [weaknas-ei], repeats: 1, max_sample: 30, seed: 3}\n"
-            f"methods: {{weaknas-ei: {SETTINGS!r}}}\n".replace("'", '"')
-            + "ray: {member_tasks: 3, chunk_size: 128}\n"
-        )
+        config = ei_config(tmp_path, "{loader: 'tests.test_cluster:tiny_benchmark'}", "member_tasks: 3, chunk_size: 128")
         run = subprocess.run(
             _run_command(config, gcs, out, "tiny_benchmark"), env=env, cwd=ROOT, capture_output=True, text=True, timeout=90,
         )
         assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert time.monotonic() - start < 150
-    got = pd.read_parquet(out / "results.parquet")
-    cfg = load_config(config)
-    opt = make_optimizer("weaknas-ei", tiny_benchmark().space, 30, 3, **method_settings(cfg, "weaknas-ei"))
-    want = run_repeat(opt, tiny_benchmark().oracle.for_repeat(3))
-    pd.testing.assert_frame_equal(got[want.columns].drop(columns=["elapsed_s"]).reset_index(drop=True),
-                                  want.drop(columns=["elapsed_s"]).reset_index(drop=True))
+    assert_rows_of_a_local_run(out, config)
 
 
 def _raylet_pid(node_manager_port: int) -> int:
@@ -177,6 +198,29 @@ def _raylet_pid(node_manager_port: int) -> int:
         if args and args[0].endswith(b"/raylet") and f"--node_manager_port={node_manager_port}".encode() in args:
             return int(cmdline.parent.name)
     raise AssertionError(f"no raylet with --node_manager_port={node_manager_port}")
+
+
+def _kill_worker_node_when(command: list[str], env: dict, worker_port: int, ready, within: float) -> tuple[int, str]:
+    """Start ``command``; SIGKILL the worker node's raylet once ``ready()`` (within 60 s, the run still
+    going); fail unless the run then ends within ``within`` s. Returns its exit status and output."""
+    run = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not ready():
+            assert run.poll() is None and time.monotonic() < deadline, "the run ended or stalled before the kill"
+            time.sleep(0.1)
+        os.kill(_raylet_pid(worker_port), signal.SIGKILL)
+        try:
+            output, _ = run.communicate(timeout=within)
+        except subprocess.TimeoutExpired:
+            os.killpg(run.pid, signal.SIGKILL)
+            output, _ = run.communicate()
+            pytest.fail(f"the run still ran {within:g} s after the worker node died:\n" + output[-3000:])
+    finally:  # a failed check above must not leave the run behind
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+    return run.returncode, output
 
 
 @pytest.mark.slow
@@ -192,26 +236,34 @@ def test_run_finishes_every_repeat_after_a_worker_node_dies(tmp_path):
             "benchmark: {loader: 'tests.test_cluster:slow_benchmark', delay: 0.5}\n"
             "search: {methods: [random], repeats: 8, max_sample: 40, seed: 0}\n"
         )
-        run = subprocess.Popen(
-            _run_command(config, gcs, out, "slow_benchmark", "--no-progress"), env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        code, output = _kill_worker_node_when(
+            _run_command(config, gcs, out, "slow_benchmark", "--no-progress"), env, worker_port,
+            lambda: list(out.glob("repeats/*__r????.parquet")), within=60,  # both actors busy with their second repeats
         )
-        try:
-            deadline = time.monotonic() + 60
-            while not list(out.glob("repeats/*__r????.parquet")):  # both actors are busy with their second repeats
-                assert run.poll() is None and time.monotonic() < deadline, "the run ended or stalled before the kill"
-                time.sleep(0.2)
-            os.kill(_raylet_pid(worker_port), signal.SIGKILL)
-            try:
-                output, _ = run.communicate(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(run.pid, signal.SIGKILL)
-                output, _ = run.communicate()
-                pytest.fail("the run still ran 60 s after the worker node died:\n" + output[-3000:])
-        finally:  # a failed check above must not leave the run behind
-            if run.poll() is None:
-                os.killpg(run.pid, signal.SIGKILL)
-    assert run.returncode == 0, output[-3000:]
+    assert code == 0, output[-3000:]
     assert "failed, attempt 1 of 2" in output and "; retrying" in output, output[-3000:]
     results = pd.read_parquet(out / "results.parquet")
     assert sorted(results["repeat"].unique()) == list(range(8)) and len(results) == 8 * 40
     assert time.monotonic() - start < 120
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tasks", ["member_tasks: 3, chunk_size: 128", "chunk_size: 128, member_tasks: 0"])
+def test_an_ei_run_whose_task_node_dies_finishes_with_the_rows_of_a_local_run(tmp_path, tasks):
+    """SIGKILL the worker node's raylet as the EI ensemble's first fit starts. Whichever node the repeat's
+    actor was on, the member and chunk tasks then find no free CPU (the actor holds the head's), so after
+    ray.task_timeout_s the repeat fits and scores in its actor: the run finishes, with the rows of a local
+    run, instead of waiting forever."""
+    start = time.monotonic()
+    with _two_raylets(tmp_path, "wnr26_") as (gcs, env, worker_port):
+        out, marker = tmp_path / "run", tmp_path / "evaluated"
+        bench = f"{{loader: 'tests.test_cluster:slow_tiny_benchmark', delay: 1.0, marker: '{marker}'}}"
+        config = ei_config(tmp_path, bench, f"{tasks}, task_timeout_s: 5")
+        code, output = _kill_worker_node_when(
+            _run_command(config, gcs, out, "slow_tiny_benchmark", "--no-progress"), env, worker_port,
+            marker.exists, within=90,  # the first batch is evaluated: the ensemble's fit starts
+        )
+    assert code == 0, output[-3000:]
+    assert "fitted and scored in its own actor instead" in output, output[-3000:]
+    assert_rows_of_a_local_run(out, config)
+    assert time.monotonic() - start < 180

@@ -175,6 +175,40 @@ def test_a_folder_written_without_checksums_still_resumes(tmp_path):
     assert len(store.results()) == 4
 
 
+@pytest.mark.parametrize("damage", ["empty", "truncated", "not a mapping"])
+def test_a_damaged_checksum_index_costs_no_result_and_is_rebuilt(tmp_path, capsys, damage):
+    store = saved_run(tmp_path)
+    index = store.repeats_dir / "checksums.json"
+    recorded = json.loads(index.read_text())
+    index.write_text({"empty": "", "truncated": index.read_text()[:30], "not a mapping": "[1, 2]"}[damage])
+    bad = store.repeats_dir / "weaknas__r0001.final.parquet"
+    bad.write_bytes(bad.read_bytes()[:40])  # a damaged file is still found, by reading it
+    assert store.finished() == {("weaknas", 0)}
+    err = capsys.readouterr().err
+    assert "checksums.json is unreadable" in err and "index rebuilt" in err
+    assert "weaknas__r0001.parquet: weaknas__r0001.final.parquet is unreadable" in err
+    assert json.loads(index.read_text()) == {"weaknas__r0000": recorded["weaknas__r0000"]}
+    assert (store.repeats_dir / "checksums.json.corrupt").is_file()
+    store.write_repeat("weaknas", 1, rows("weaknas", 1, [0.5, 1.0]), None)  # the resume runs the lost one
+    assert store.finished() == {("weaknas", 0), ("weaknas", 1)}
+    index.write_text("")  # damaged while a run saves a repeat: the others stay recorded
+    store.write_repeat("weaknas", 2, rows("weaknas", 2, [0.5]), None)
+    assert store.finished() == {("weaknas", 0), ("weaknas", 1), ("weaknas", 2)}
+
+
+def test_without_checksums_only_files_holding_their_repeat_count(tmp_path, capsys):
+    store = saved_run(tmp_path)
+    (store.repeats_dir / "checksums.json").unlink()
+    rows("weaknas", 0, [1.0, 2.0]).to_parquet(store.repeats_dir / "weaknas__r0001.parquet")  # another repeat's rows
+    pd.DataFrame({"query": [1]}).to_parquet(store.repeats_dir / "weaknas__r0002.parquet")  # not a repeat's rows
+    assert store.finished() == {("weaknas", 0)}
+    err = capsys.readouterr().err
+    assert "weaknas__r0001.parquet holds rows of another repeat" in err
+    assert "weaknas__r0002.parquet lacks the column(s) method, repeat, seed, arch_index, reported_value" in err
+    store.write_repeat("weaknas", 3, rows("weaknas", 3, [0.5]), None)  # the rebuilt index keeps repeat 0
+    assert store.finished() == {("weaknas", 0), ("weaknas", 3)}
+
+
 def test_repeats_without_a_config_are_refused(tmp_path):
     store = saved_run(tmp_path)
     (store.root / "config.yaml").unlink()
@@ -200,18 +234,28 @@ def test_the_output_folder_lock_refuses_a_second_writer_and_goes_stale(tmp_path,
         assert json.loads((store.root / ".lock").read_text())["pid"] == os.getpid()
     assert f"stale lock of pid {int(dead.stdout)}" in capsys.readouterr().err
 
+    for damaged in ("", '{"pid": 12', "\x00\x00", json.dumps({"host": socket.gethostname()})):
+        (store.root / ".lock").write_text(damaged)  # an older version's or a damaged disk's lock
+        with store.lock():
+            assert json.loads((store.root / ".lock").read_text())["pid"] == os.getpid()
+        assert "a lock naming no process (empty or damaged) taken over" in capsys.readouterr().err
+    (store.root / ".lock").write_text(json.dumps({"pid": 1, "host": "elsewhere"}))
+    with pytest.raises(RunStateError, match="in use by pid 1 on host elsewhere"):
+        with store.lock():
+            pass
+    assert (store.root / ".lock").is_file()  # another host's lock is left alone
+
 
 def test_a_merge_that_cannot_write_is_one_line_and_keeps_the_repeats(tmp_path, capsys, monkeypatch):
     from weaknas_ray.cli import main
-    from weaknas_ray.results import records
 
     store = saved_run(tmp_path)
     files = sorted(p.name for p in store.repeats_dir.iterdir())
 
-    def disk_full(path, frame):
+    def disk_full(frame, path, **_):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(records, "write_parquet", disk_full)
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", disk_full)
     assert main(["report", str(store.root), "--no-dynamics"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"weaknas-ray report: error: cannot write {store.root / 'results'}.parquet (No space left on "

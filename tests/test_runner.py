@@ -183,6 +183,63 @@ def test_ei_run_with_member_tasks_gives_identical_rows(ray_session, tmp_path, ch
     assert final["arch_index"].tolist() == [opt.final_prediction()[0]]
 
 
+@pytest.mark.parametrize("member_tasks", [3, 0])
+def test_tasks_that_find_no_cpu_fall_back_to_the_actor_with_identical_rows(ray_session, tmp_path, capsys, member_tasks):
+    """The repeat actor holds one CPU and the other is taken (as after losing the node the tasks ran on):
+    its member and chunk tasks can never start, so after ray.task_timeout_s the repeat fits and scores in
+    its actor, with one warning, and writes exactly the rows of the in-process run."""
+    from ray.util.placement_group import placement_group, remove_placement_group
+
+    bench = fake_benchmark(n=400)
+    config = config_for(tmp_path, **{
+        "search.methods": ["weaknas-ei"], "search.repeats": 1, "search.seed": 3,
+        "methods.weaknas-ei": {**TINY_MLP, "n_members": 3}, "ray.member_tasks": member_tasks, "ray.chunk_size": 128,
+        "ray.task_timeout_s": 1.0,
+    })
+    taken = placement_group([{"CPU": 1}])
+    ray_session.get(taken.ready())
+    try:
+        run_search(config, benchmark=bench, progress=False, echo=lambda *_: None)
+    finally:
+        remove_placement_group(taken)
+    got = pd.read_parquet(Path(config["output"]) / "results.parquet")
+    want = in_process(bench, config, "weaknas-ei", 3)
+    pd.testing.assert_frame_equal(comparable(got[want.columns]), comparable(want))
+    what = "member" if member_tasks else "pool-scoring"
+    assert capsys.readouterr().err.splitlines() == [
+        f"warning: repeat 0 of weaknas-ei: its {what} tasks made no progress for 1 s (ray.task_timeout_s: a lost "
+        "node, or no free CPU); fitted and scored in its own actor instead"
+    ]
+
+
+def _task(action: str):
+    import os
+    import time
+
+    if action == "crash":
+        os._exit(1)
+    if action == "raise":
+        raise ValueError("the task's own error")
+    time.sleep(60)
+
+
+def test_a_task_watch_gives_up_on_lost_and_stuck_tasks_but_not_on_their_errors(ray_session, by_value):
+    from weaknas_ray.drivers.ray_scoring import TaskWatch
+
+    task = ray_session.remote(max_retries=0)(_task)
+    watch = TaskWatch(60)  # returns once the task is lost: a new worker process may take seconds to start
+    assert watch.gather([task.remote("crash")], "pool-scoring tasks") is None  # its node died, retries spent
+    assert watch.note == "one of its pool-scoring tasks was lost (WorkerCrashedError)" and watch.local
+    watch = TaskWatch(0.5)
+    stuck = task.remote("sleep")
+    assert watch.gather([stuck], "member tasks") is None
+    assert watch.note.startswith("its member tasks made no progress for 0.5 s")
+    with pytest.raises(ray_session.exceptions.TaskCancelledError):
+        ray_session.get(stuck, timeout=30)  # given up and cancelled: it holds no CPU any more
+    with pytest.raises(ValueError, match="the task's own error"):
+        TaskWatch(60).gather([task.remote("raise")], "member tasks")
+
+
 class DyingOracle(TableOracle):
     """Kills its repeat's worker process at its first evaluation, at the moment ``at`` (both repeats of
     the test die together), on the first attempt only (``marker`` files record it across processes)."""

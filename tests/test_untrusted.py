@@ -89,21 +89,30 @@ def fake_config(tmp_path: Path, methods: str = "[random]") -> Path:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--set", "methods.weaknas.n_members=0"], "methods.weaknas.n_members: expected an integer >= 1, got 0"),
+        (["--set", "methods.weaknas.n_members=3"], "--set methods.weaknas.n_members: method 'weaknas' is not run"),
         (["--set", "methods.weaknas.predictor_params.tol=.nan"], "methods.weaknas.predictor_params.tol: expected a finite"),
         (["--address", "garbage"], "ray.address: expected 'auto', HOST:PORT or ray://HOST:PORT"),
         (["--seed", str(2**70)], "search.seed: expected 0..4294967295"),
         (["--output", ""], "output: expected a non-empty path"),
         (["--set", "search.sample_each_iter=1000000000"], "search.sample_each_iter: 1000000000 exceeds search.max_sample"),
     ],
-    ids=["unused-method-section", "nan", "address", "seed", "empty-output", "absurd-size"],
+    ids=["set-of-an-unlisted-method", "nan", "address", "seed", "empty-output", "absurd-size"],
 )
 def test_bad_input_is_one_line_before_anything_is_written(tmp_path, capsys, args, message):
-    """Settings of a method not in search.methods are checked too; a dead address fails in bounded time."""
+    """A --set of a method the run does not list is refused; a dead address fails in bounded time."""
     config = fake_config(tmp_path)
     assert main(["run", "--config", str(config), "--allow-loader", "test_cli_run:slow_benchmark", *args]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_config_files_settings_of_an_unlisted_method_are_checked_too(tmp_path, capsys):
+    config = fake_config(tmp_path)
+    config.write_text(config.read_text().replace("hidden: [16]}", "hidden: [16]}, n_members: 0"))
+    assert main(["run", "--config", str(config), "--allow-loader", "test_cli_run:slow_benchmark"]) == 2
+    err = capsys.readouterr().err
+    assert "methods.weaknas.n_members: expected an integer >= 1, got 0" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
 
 

@@ -61,6 +61,7 @@ BASE: dict[str, Any] = {
         "object_store_memory": None,
         "connect_timeout_s": 30.0,
         "placement_timeout_s": 120.0,
+        "task_timeout_s": 120.0,
     },
     "output": "outputs/run",
     # NOTE: read by `weaknas-ray tune` only (docs/tune.md); `run` ignores the section.
@@ -164,6 +165,7 @@ SCHEMA: dict[str, Any] = {
         "object_store_memory": Field(_INT, nullable=True, check=at_least(78 * 1024 * 1024)),
         "connect_timeout_s": Field(_NUM, check=lambda v: None if v > 0 else "> 0"),
         "placement_timeout_s": Field(_NUM, check=lambda v: None if v > 0 else "> 0"),
+        "task_timeout_s": Field(_NUM, check=lambda v: None if v > 0 else "> 0"),
     },
     "tune": {
         "metric": Field(_STR),

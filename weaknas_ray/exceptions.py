@@ -28,6 +28,24 @@ class RunStateError(WeakNASError):
     """A saved run state cannot be resumed (the message names the file and what to do)."""
 
 
+class OutputWriteError(RunStateError):
+    """A file of a run's output could not be written (disk full, quota, a read-only or vanished folder).
+
+    Args:
+        path: the file.
+        reason: the OS's words (``strerror``).
+        fix: what to do; set by whoever knows where the write failed (the finished repeats kept, the
+            command to rerun).
+    """
+
+    def __init__(self, path, reason: str, fix: str = "free space (or make the folder writable), then rerun the same command"):
+        super().__init__(path, reason, fix)
+        self.path, self.reason, self.fix = path, reason, fix
+
+    def __str__(self) -> str:
+        return f"cannot write {self.path} ({self.reason}); {self.fix}"
+
+
 class Terminated(KeyboardInterrupt):
     """The process received SIGTERM (what ``timeout``, Slurm and Kubernetes send): handled like Ctrl-C."""
 

@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     from weaknas_ray.results.aggregate import markdown_table, summary_table
     from weaknas_ray.results.plots import plot_curves
-    from weaknas_ray.results.records import RunStore
+    from weaknas_ray.results.records import RunStore, write_text
     from weaknas_ray.results.report import write_report
 
     stores = [RunStore(d) for d in args.dirs]
@@ -36,7 +36,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"== {store.root} ({summaries[-1]['benchmark']})\n{summary_table(summaries[-1])}")
     if args.markdown:
         table = markdown_table(summaries, [s.load_config()["search"]["max_sample"] for s in stores])
-        Path(args.markdown).write_text(table + "\n")
+        write_text(Path(args.markdown), table + "\n")
         print(f"Markdown table written to {args.markdown}")
     if len(stores) > 1:
         args.compare = args.compare or "comparison.png"

@@ -78,6 +78,29 @@ def parse_set(items: list[str]) -> dict:
     return out
 
 
+def refuse_unlisted_methods(settings: dict, methods: list[str]) -> None:
+    """Refuse a ``--set`` of a method the run does not list: it would be checked and then never used, so
+    the flag was meant for a run of that method (a config file may hold settings of several methods, to
+    be picked with ``--methods``; a flag names one on purpose).
+
+    Raises:
+        ConfigError: naming the flag and the methods the run lists.
+    """
+    from weaknas_ray.exceptions import ConfigError
+
+    for key, value in settings.items():
+        section, _, rest = key.partition(".")
+        if section != "methods":
+            continue
+        names = [rest.partition(".")[0]] if rest else list(value) if isinstance(value, dict) else []
+        for name in names:
+            if name not in methods:
+                raise ConfigError(
+                    f"--set {key}: method {name!r} is not run (search.methods: {', '.join(methods)}); add it to "
+                    "--methods, or drop the setting"
+                )
+
+
 def main(args: argparse.Namespace) -> int:
     from weaknas_ray.config import load_config
     from weaknas_ray.drivers.ray_runner import run_search
@@ -86,8 +109,9 @@ def main(args: argparse.Namespace) -> int:
 
     interrupt_on_sigterm()
     overrides = {key: getattr(args, dest) for dest, key in OVERRIDES.items()}
-    overrides.update(parse_set(args.set))
-    config = load_config(args.config, overrides)
+    settings = parse_set(args.set)
+    config = load_config(args.config, {**overrides, **settings})
+    refuse_unlisted_methods(settings, config["search"]["methods"])
     embedding = []  # the pool's t-SNE, computed while the search runs
     try:
         outcome = run_search(config, progress=not args.no_progress, allow_loaders=tuple(args.allow_loader),

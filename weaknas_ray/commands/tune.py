@@ -165,19 +165,28 @@ def main(args: argparse.Namespace) -> int:
 
     from weaknas_ray.benchmarks.registry import load_benchmark
 
-    from weaknas_ray.commands.run import parse_set
+    from weaknas_ray.commands.run import parse_set, refuse_unlisted_methods
+    from weaknas_ray.results.records import check_output_path
 
-    config = load_tune_config(args.config, {"output": args.output, **parse_set(args.set)})
-    options = dict(config["benchmark"])
-    benchmark = load_benchmark(options.pop("name"), **options)
+    overrides = parse_set(args.set)
+    config = load_tune_config(args.config, {"output": args.output, **overrides})
+    refuse_unlisted_methods(overrides, config["search"]["methods"])
     settings = config["tune"]
     output = Path(config["output"]).expanduser().resolve()  # the experiment folder: <storage_path>/<name>
+    check_output_path(output)
     settings["storage_path"], name = str(output.parent), output.name
+    folder = str(output)
+    if settings["resume"] and not tune.Tuner.can_restore(folder):
+        raise RunStateError(
+            f"tune.resume: {folder} holds no Tune experiment to resume; check --output (or name), or drop "
+            "tune.resume=true to start a new experiment there"
+        )
+    options = dict(config["benchmark"])
+    benchmark = load_benchmark(options.pop("name"), **options)
     if not ray.is_initialized():
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         ray.init(address=config["ray"]["address"] or "local", num_cpus=config["ray"]["num_cpus"], include_dashboard=False)
-    folder = str(output)
-    if settings["resume"] and tune.Tuner.can_restore(folder):
+    if settings["resume"]:
         check_restorable(folder)
         tuner = tune.Tuner.restore(folder, trainable=make_trainable(benchmark, settings["cpus_per_trial"]))
     else:

@@ -26,10 +26,10 @@ from weaknas_ray.benchmarks.registry import load_configured_benchmark
 from weaknas_ray.drivers.loop import optimum_targets
 from weaknas_ray.drivers.repeats import RepeatTask, check_methods, group_tasks, plan_tasks, run_repeats
 from weaknas_ray.drivers.resources import plan_resources
-from weaknas_ray.exceptions import ConfigError, WeakNASError, interrupt_on_sigterm
+from weaknas_ray.exceptions import ConfigError, OutputWriteError, WeakNASError, interrupt_on_sigterm
 from weaknas_ray.interfaces import Benchmark
 from weaknas_ray.results.aggregate import counted
-from weaknas_ray.results.records import RunStore
+from weaknas_ray.results.records import RunStore, check_output_path
 
 # NOTE: how often the driver refreshes the progress bar from the workers (seconds).
 POLL_S = 0.5
@@ -60,23 +60,29 @@ class RepeatWorker:
         cpus_per_chunk: ``num_cpus`` of chunk and member tasks.
         member_tasks: most member tasks per ensemble fit
             (:class:`~weaknas_ray.drivers.ray_scoring.RayMemberFitter`); 0 fits in the actor.
+        task_timeout_s: ``ray.task_timeout_s``: chunk and member tasks that make no progress this long
+            are given up, and the repeat fits and scores in this actor.
     """
 
-    def __init__(self, benchmark, chunks: list | None, cpus: float, cpus_per_chunk: float, member_tasks: int = 0):
-        from weaknas_ray.drivers.ray_scoring import RayMemberFitter, RayPoolScorer, pin_threads
+    def __init__(self, benchmark, chunks: list | None, cpus: float, cpus_per_chunk: float, member_tasks: int,
+                 task_timeout_s: float):
+        from weaknas_ray.drivers.ray_scoring import RayMemberFitter, RayPoolScorer, TaskWatch, pin_threads
 
         # torch reads OMP_NUM_THREADS when first imported (lazily, by a predictor): random-only workers
         # never pay for importing it
         pin_threads(cpus)
         self.benchmark = benchmark
-        self.scorer = RayPoolScorer(chunks, cpus_per_chunk) if chunks else None
-        self.fitter = RayMemberFitter(member_tasks, cpus_per_chunk) if member_tasks else None
+        self.watch = TaskWatch(task_timeout_s)
+        self.scorer = RayPoolScorer(chunks, cpus_per_chunk, self.watch) if chunks else None
+        self.fitter = RayMemberFitter(member_tasks, cpus_per_chunk, self.watch) if member_tasks else None
         self._done = 0
 
     def run(self, tasks: list[RepeatTask]):
-        """Run a group of repeats (usually one); returns their ``(rows, final_top1)`` in order."""
+        """Run a group of repeats (usually one); returns their ``(rows, final_top1)`` in order, and why
+        they fell back from Ray tasks to the actor (``None`` when they did not)."""
+        self.watch.note = None  # a new repeat tries the tasks again: the cluster may have recovered
         try:
-            return run_repeats(self.benchmark, tasks, self.scorer, on_batch=self._count, fitter=self.fitter)
+            return run_repeats(self.benchmark, tasks, self.scorer, on_batch=self._count, fitter=self.fitter), self.watch.note
         finally:  # NOTE: reset here, not at the start: a progress poll may arrive before this call starts
             self._done = 0
 
@@ -179,10 +185,12 @@ def run_search(
         A :class:`RunOutcome`.
 
     Raises:
-        ConfigError: bad method settings, a folder holding a different run, or too few CPUs.
+        ConfigError: an output folder the OS refuses, bad method settings, a folder holding a different
+            run, or too few CPUs.
     """
     import ray
 
+    check_output_path(config["output"])
     store = RunStore(config["output"])
     benchmark = benchmark if benchmark is not None else load_configured_benchmark(config, allow_loaders)
     oracle = benchmark.oracle
@@ -251,9 +259,11 @@ class _Dispatcher:
             ray_cfg["cpus_per_repeat"],
             ray_cfg["cpus_per_chunk"],
             members,
+            ray_cfg["task_timeout_s"],
         )
         self.placement_timeout = ray_cfg["placement_timeout_s"]
         self.start_error = ""
+        self.save_error: OutputWriteError | None = None  # the first repeat that could not be saved
         self.workers: list = []
         self.pending: dict[Any, Any] = {}  # ready-call ref -> actor not placed yet
         for _ in range(min(slots, len(self.queue))):
@@ -284,6 +294,7 @@ class _Dispatcher:
         Raises:
             WeakNASError: repeats remain but no actor has been placed for ``ray.placement_timeout_s``
                 (or none is left to place).
+            OutputWriteError: a finished repeat could not be saved (raised once the repeats in flight end).
         """
         import ray
 
@@ -294,6 +305,8 @@ class _Dispatcher:
         stalled_since = None
         try:
             while self.queue or running:
+                if self.save_error is not None:  # stopping: only the repeats in flight are finished
+                    self.queue.clear()
                 while self.queue and idle:
                     worker, group = idle.pop(), self.queue.pop(0)
                     running[worker.run.remote(group)] = (worker, group)
@@ -316,22 +329,43 @@ class _Dispatcher:
                         continue
                     worker, group = running.pop(ref)
                     try:
-                        outcomes = ray.get(ref)
+                        outcomes, fell_back = ray.get(ref)
                     except ray.exceptions.RayError as exc:
                         worker = self._failed(group, exc, worker, failures)
                     else:
-                        for task, (rows, final) in zip(group, outcomes):
-                            self.store.write_repeat(task.method, task.repeat, rows, final)
-                            finished_queries += task.max_sample
-                            self.bar.update_repeat()
+                        if fell_back:
+                            self.bar.write(f"warning: {_named(group)}: {fell_back}; fitted and scored in its own "
+                                           "actor instead")
+                        finished_queries += self._save(group, outcomes)
                     if worker is not None:
                         idle.append(worker)
                 self.bar.show(finished_queries + self._live_queries(running))
+            if self.save_error is not None:
+                self.save_error.fix = (f"{len(self.store.finished())} finished repeat(s) kept in "
+                                       f"{self.store.root.resolve()}: free space, then rerun the same command to resume")
+                raise self.save_error
         finally:
             self.bar.close()
             for worker in self.workers:
                 ray.kill(worker)
         return failures
+
+    def _save(self, group: list[RepeatTask], outcomes: list) -> int:
+        """Save the finished repeats of ``group``; returns their queries. A save that fails (a full disk)
+        stops the run: no repeat is handed out any more, those in flight are saved where they can be, and
+        :meth:`run` then raises the first such error, with the number of finished repeats kept."""
+        queries = 0
+        for task, (rows, final) in zip(group, outcomes):
+            try:
+                self.store.write_repeat(task.method, task.repeat, rows, final)
+            except OutputWriteError as exc:
+                self.save_error = self.save_error or exc
+                self.bar.write(f"repeat {task.repeat} of {task.method} could not be saved: {exc.path} ({exc.reason}); "
+                               "stopping after the repeats in flight")
+                continue
+            queries += task.max_sample
+            self.bar.update_repeat()
+        return queries
 
     def _placed(self, ref, idle: list) -> None:
         """A starting actor answered: idle when it runs, dropped (with a message) when it could not start."""
@@ -411,6 +445,12 @@ class _Dispatcher:
             self._new_worker()
             return None
         return worker
+
+
+def _named(group: list[RepeatTask]) -> str:
+    """``repeat 3 of weaknas`` (``repeats 3, 4 of weaknas`` for a group)."""
+    repeats = ", ".join(str(task.repeat) for task in group)
+    return f"repeat{'s' if len(group) > 1 else ''} {repeats} of {group[0].method}"
 
 
 def _describe(exc: Exception) -> str:

@@ -10,6 +10,7 @@ backend switch, so plotting from a notebook or a GUI program leaves its matplotl
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from weaknas_ray.results.aggregate import best_curves, counted, regret
+from weaknas_ray.results.records import atomic_write
 
 # NOTE: t-SNE of a 423k-row pool would take hours; pools above this size get no dynamics figure.
 MAX_TSNE_POOL = 50_000
@@ -91,7 +93,7 @@ def plot_curves(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    atomic_write(Path(path), lambda tmp: fig.savefig(tmp, format="png", dpi=120))
     return path
 
 
@@ -114,11 +116,15 @@ def tsne_embedding(features: np.ndarray, cache_dir: Path, seed: int = 0) -> np.n
 
     tsne = TSNE(n_components=2, init="pca", random_state=seed, max_iter=TSNE_ITERATIONS, n_jobs=os.cpu_count())
     emb = tsne.fit_transform(features).astype(np.float32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, emb)
-    tmp.replace(path)
+    atomic_write(path, lambda tmp: tmp.write_bytes(_npy_bytes(emb)))
     return emb
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    """``array`` in the ``.npy`` format (``np.save`` to a path appends ``.npy`` to a temporary name)."""
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
 
 
 def plot_search_dynamics(
@@ -159,5 +165,5 @@ def plot_search_dynamics(
     fig.legend(handles[::-1], labels[::-1], loc="lower center", ncol=2, fontsize=8, frameon=False)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    atomic_write(Path(path), lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
     return path

@@ -16,8 +16,12 @@ Layout (the output folder contract, docs/output.md)::
 Every file is written to a temporary name in the same folder and renamed into place, so a kill leaves
 either the old file or the new one, never half of one. A repeat whose files are missing, unreadable or
 differ from their recorded checksum (disk trouble, a hand edit, a flipped bit) has them renamed to
-``*.corrupt`` on resume and on report, with a warning, and the repeat runs again. A folder written before
-checksums were recorded (no ``checksums.json``) is checked for readability only.
+``*.corrupt`` on resume and on report, with a warning, and the repeat runs again. Where ``checksums.json``
+is missing (a folder written before checksums were recorded) or damaged, each repeat's files are checked
+for readability and content on their own and the index is rebuilt from those that pass.
+
+Every write goes through :func:`atomic_write`, which turns an OS error (a full disk) into one
+:class:`~weaknas_ray.exceptions.OutputWriteError` naming the file.
 """
 
 from __future__ import annotations
@@ -36,26 +40,44 @@ from typing import Any
 import pandas as pd
 
 from weaknas_ray.config import RESUMABLE_KEYS, diff, dump_yaml, load_config, resolve_defaults
-from weaknas_ray.exceptions import ConfigError, RunStateError
+from weaknas_ray.exceptions import ConfigError, OutputWriteError, RunStateError
 
 # NOTE: sorting keys of merged tables: stable order whatever order repeats finished in.
 ORDER = ["method", "repeat", "query"]
 ROWS_GLOB, FINAL_GLOB = "*__r????.parquet", "*.final.parquet"
 INDEX, LOCK = "checksums.json", ".lock"
+# NOTE: what a repeat's files must hold to be a result (checked where no checksum can vouch for them).
+ROW_COLUMNS = ("method", "repeat", "seed", "query", "arch_index", "reported_value")
+FINAL_COLUMNS = ("method", "repeat", "reported_value")
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it onto ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; output files get the usual permissions
+def atomic_write(path: Path, write: Callable[[Path], None], place: Callable[[str, Path], None] | None = None) -> None:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then ``place`` it onto ``path`` (default
+    ``os.replace``, a rename; ``os.link`` creates ``path`` only where none exists). Every file of a run is
+    written here, so that a kill leaves the old file or the new one and an OS error (a full disk) is one
+    line naming the file.
+
+    Raises:
+        OutputWriteError: the folder, the temporary file or the rename failed (not ``FileExistsError``
+            of a ``place`` that refuses to replace: that is the caller's answer).
+    """
+    tmp, placing = None, False
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; output files get the usual permissions
         write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        placing = True
+        (place or os.replace)(tmp, path)
+    except OSError as exc:
+        if placing and isinstance(exc, FileExistsError):
+            raise
+        # NOTE: the errno's own words: pyarrow's strerror is "Error writing bytes to file. Detail: [errno 28] ..."
+        raise OutputWriteError(path, os.strerror(exc.errno) if exc.errno else exc.strerror or str(exc)) from None
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
 
 
 _UMASK = os.umask(0)
@@ -82,6 +104,70 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # another user's live process
         return True
     return True
+
+
+def check_output_path(output: str | os.PathLike) -> None:
+    """Refuse, before any work, an output folder the OS would refuse only later (after the benchmark loaded,
+    Ray started and ``config.yaml`` was written): one that names a file, cannot be created or written,
+    has a name or a length over the file system's limits, or cannot be encoded in its encoding (a
+    non-UTF-8 byte of a command line arrives as a lone surrogate, which Ray cannot encode). Nothing is
+    left behind: writability is probed by creating and removing an empty folder.
+
+    Raises:
+        ConfigError: ``output: 'PATH' <the problem>``.
+    """
+    text = os.fspath(output)
+
+    def refuse(problem: str):
+        shown = text if len(text) <= 200 else f"{text[:120]}...{text[-60:]}"  # still one readable line
+        raise ConfigError(f"output: {shown!r} {problem}")
+
+    encoding = sys.getfilesystemencoding()
+    try:
+        text.encode(encoding)
+    except UnicodeEncodeError as exc:
+        bad = exc.object[exc.start:exc.end]
+        try:  # a byte of the command line that was not valid in the encoding: Python kept it as a surrogate
+            what = f"the byte(s) {os.fsencode(bad)!r} (not valid {encoding})"
+        except UnicodeEncodeError:
+            what = repr(bad)
+        refuse(f"cannot be encoded in the file system's encoding ({encoding}): {what} at position {exc.start}; "
+               "choose a name without it")
+    absolute = Path(os.path.abspath(text))
+    existing = next(p for p in (absolute, *absolute.parents) if os.path.exists(p))  # never raises: too long is False
+    name_max, path_max = _limit(existing, "PC_NAME_MAX", 255), _limit(existing, "PC_PATH_MAX", 4096)
+    for part in absolute.relative_to(existing).parts:
+        if len(os.fsencode(part)) > name_max:
+            refuse(f"has a name of {len(os.fsencode(part))} bytes ({part[:20]}...), over the file system's "
+                   f"limit of {name_max}; choose a shorter name")
+    if len(os.fsencode(absolute)) >= path_max:
+        refuse(f"is {len(os.fsencode(absolute))} bytes long as an absolute path, over the limit of {path_max - 1}; "
+               "choose a shorter path")
+    if not existing.is_dir():
+        refuse("is a file, not a folder; choose another --output" if existing == absolute
+               else f"cannot be created: {existing} is a file, not a folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".weaknas-probe-", dir=existing))
+    except OSError as exc:
+        refuse(f"cannot be created or written: {exc.strerror or exc} in {existing}; choose a writable place")
+
+
+def _limit(path: Path, name: str, default: int) -> int:
+    """A file-system limit (``os.pathconf``) at ``path``, ``default`` where the system does not say."""
+    try:
+        limit = os.pathconf(path, name)
+    except (OSError, ValueError):
+        return default
+    return limit if limit > 0 else default  # -1: no fixed limit
+
+
+def _holder(path: Path) -> tuple[int | None, str]:
+    """``(pid, host)`` a lock file names; ``(None, "?")`` when it is empty, damaged or already gone."""
+    try:
+        holder = json.loads(path.read_text())
+        return int(holder["pid"]), str(holder["host"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, "?"
 
 
 class RunStore:
@@ -152,9 +238,11 @@ class RunStore:
     def finished(self) -> set[tuple[str, int]]:
         """``(method, repeat)`` of every repeat whose files are saved, readable and match their recorded
         checksums; a repeat failing that has its files renamed to ``*.corrupt`` with a warning, so it runs
-        again."""
+        again. Without a usable ``checksums.json`` (none yet, or damaged) each repeat's files are checked on
+        their own and the index is rebuilt from those that pass: a damaged index costs no result."""
         index = self._read_index()
-        done, changed = set(), False
+        done, changed = set(), index is None
+        rebuilt: dict[str, dict[str, str]] = {}
         for path in sorted(self.repeats_dir.glob(ROWS_GLOB)):
             stem = path.name.removesuffix(".parquet")
             problem = self._check(stem, index)
@@ -167,13 +255,14 @@ class RunStore:
                 continue
             method, _, repeat = stem.rpartition("__r")
             done.add((method, int(repeat)))
-        if changed:
-            write_text(self.repeats_dir / INDEX, json.dumps(index, indent=1))
+            rebuilt[stem] = self._digests(stem)
+        if changed and (done or index is not None):
+            write_text(self.repeats_dir / INDEX, json.dumps(rebuilt if index is None else index, indent=1))
         return done
 
     def _read_index(self) -> dict[str, dict[str, str]] | None:
-        """``checksums.json`` (``{stem: {file name: sha256}}``); ``None`` in a folder written without one,
-        ``{}`` (every repeat unverified) when it is unreadable."""
+        """``checksums.json`` (``{stem: {file name: sha256}}``); ``None`` in a folder written without one
+        and when it is unreadable (it is then set aside as ``*.corrupt``, with a warning)."""
         path = self.repeats_dir / INDEX
         if not path.is_file():
             return None
@@ -181,22 +270,17 @@ class RunStore:
             index = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
             index = exc
-        if not isinstance(index, dict):
-            print(f"warning: {path} is unreadable ({index}); no repeat can be verified", file=sys.stderr)
+        if not isinstance(index, dict) or not all(isinstance(v, dict) for v in index.values()):
+            print(f"warning: {path} is unreadable ({str(index)[:80]}); set aside as *.corrupt, each repeat's files "
+                  "are checked on their own and the index rebuilt", file=sys.stderr)
             path.replace(path.with_name(path.name + ".corrupt"))
-            return {}
+            return None
         return index
 
     def _check(self, stem: str, index: dict[str, dict[str, str]] | None) -> str | None:
         """Why the repeat ``stem`` cannot be trusted, or ``None``."""
-        import pyarrow.parquet as pq
-
-        if index is None:  # written without checksums: readable is all that can be checked
-            try:
-                pq.read_metadata(self.repeats_dir / f"{stem}.parquet")
-            except (OSError, ValueError) as exc:
-                return f"unreadable ({exc})"
-            return None
+        if index is None:  # no checksums to compare: readable files of this repeat are all that can be checked
+            return self._readable(stem)
         if stem not in index:
             return f"not recorded in {INDEX} (a run killed while saving it, or a file added by hand)"
         for name, digest in index[stem].items():
@@ -207,16 +291,47 @@ class RunStore:
                 return f"{name} does not match its recorded checksum (damaged or edited)"
         return None
 
+    def _readable(self, stem: str) -> str | None:
+        """Why the files of repeat ``stem`` are not a readable repeat of that name (parquet with the
+        columns a result needs, naming that method and repeat), or ``None``."""
+        import pyarrow.parquet as pq
+
+        method, _, repeat = stem.rpartition("__r")
+        for path, needed in ((self.repeats_dir / f"{stem}.parquet", ROW_COLUMNS),
+                             (self.repeats_dir / f"{stem}.final.parquet", FINAL_COLUMNS)):
+            if path.name.endswith(".final.parquet") and not path.exists():
+                continue  # methods without a predictor have none
+            try:
+                table = pq.read_table(path)
+            except (OSError, ValueError) as exc:
+                return f"{path.name} is unreadable ({exc})"
+            missing = [c for c in needed if c not in table.column_names]
+            if missing:
+                return f"{path.name} lacks the column(s) {', '.join(missing)}"
+            named = {(m, int(r)) for m, r in zip(table.column("method").to_pylist(), table.column("repeat").to_pylist())}
+            if named - {(method, int(repeat))}:
+                return f"{path.name} holds rows of another repeat ({sorted(named)[0]})"
+        return None
+
+    def _digests(self, stem: str) -> dict[str, str]:
+        """``{file name: sha256}`` of repeat ``stem``'s files (its entry in ``checksums.json``)."""
+        names = [f"{stem}.final.parquet", f"{stem}.parquet"]
+        return {name: sha256(self.repeats_dir / name) for name in names if (self.repeats_dir / name).is_file()}
+
     def write_repeat(self, method: str, repeat: int, rows: pd.DataFrame, final_top1: pd.DataFrame | None) -> None:
-        """Save one finished repeat: its files, then their checksums (the entry marks it as finished)."""
+        """Save one finished repeat: its files, then their checksums (the entry marks it as finished).
+
+        Raises:
+            OutputWriteError: a file could not be written; the repeat is not finished (a resume runs it).
+        """
         stem = f"{method}__r{repeat:04d}"
-        paths = [self.repeats_dir / f"{stem}.parquet"]
+        if self._read_index() is None:  # none yet, or damaged since the run began: rebuilt from the other
+            self.finished()  # repeats' files first, so none of them is lost
         if final_top1 is not None:
-            paths.append(self.repeats_dir / f"{stem}.final.parquet")
-            write_parquet(paths[-1], final_top1)
-        write_parquet(paths[0], rows)
+            write_parquet(self.repeats_dir / f"{stem}.final.parquet", final_top1)
+        write_parquet(self.repeats_dir / f"{stem}.parquet", rows)
         index = self._read_index() or {}
-        index[stem] = {path.name: sha256(path) for path in paths}
+        index[stem] = self._digests(stem)
         write_text(self.repeats_dir / INDEX, json.dumps(index, indent=1))
 
     def _paths(self, pattern: str) -> list[Path]:
@@ -232,38 +347,50 @@ class RunStore:
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """Hold ``DIR/.lock`` while writing the folder: a second run on it is refused, naming the holder. A
-        lock whose process is gone (same host, pid not running) is stale and taken over with a warning.
+        lock whose process is gone (same host, pid not running) is stale and taken over with a warning, as
+        is one that names no process (empty or damaged: only an older version or a damaged disk leaves one,
+        since the lock is written whole under a temporary name and then linked into place).
 
         Raises:
             RunStateError: another live process (or one on another host) holds the folder.
+            OutputWriteError: the lock cannot be written (disk full, read-only folder).
         """
         path = self.root / LOCK
-        self.root.mkdir(parents=True, exist_ok=True)
         me = {"pid": os.getpid(), "host": socket.gethostname()}
-        for _ in range(2):
+        for _ in range(3):
             try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                atomic_write(path, lambda tmp: tmp.write_text(json.dumps(me)), place=os.link)
+                break
             except FileExistsError:
-                try:
-                    holder = json.loads(path.read_text())
-                    pid, host = int(holder["pid"]), str(holder["host"])
-                except (OSError, ValueError, KeyError, TypeError):
-                    pid, host = None, "?"
-                if host == me["host"] and pid is not None and not _alive(pid):
+                pid, host = _holder(path)
+                if pid is None:
+                    print(f"warning: {path}: a lock naming no process (empty or damaged) taken over", file=sys.stderr)
+                elif host == me["host"] and not _alive(pid):
                     print(f"warning: {path}: stale lock of pid {pid} (no longer running) taken over", file=sys.stderr)
-                    path.unlink(missing_ok=True)
-                    continue
-                raise RunStateError(
-                    f"output folder {str(self.root)!r} is in use by pid {pid} on host {host} ({path}); wait for "
-                    f"that run to end, or delete {path} if it is no longer running"
-                ) from None
-            with os.fdopen(fd, "w") as handle:
-                json.dump(me, handle)
-            break
+                else:
+                    raise RunStateError(
+                        f"output folder {str(self.root)!r} is in use by pid {pid} on host {host} ({path}); wait "
+                        f"for that run to end, or delete {path} if it is no longer running"
+                    ) from None
+                path.unlink(missing_ok=True)
+        else:
+            raise RunStateError(f"output folder {str(self.root)!r}: {path} was taken by another run as this one "
+                                "took over a stale lock; wait for that run to end")
         try:
             yield
         finally:
             path.unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def reporting(self) -> Iterator[None]:
+        """Around writing the merged tables, summary and figures: a write that fails (disk full) says that
+        the repeat files are kept and how to redraw the rest."""
+        try:
+            yield
+        except OutputWriteError as exc:
+            exc.fix = (f"the repeat files in {self.repeats_dir} are kept: free space, then run "
+                       f"`weaknas-ray report {self.root}`")
+            raise
 
     def merge(self) -> None:
         """Rewrite ``results.parquet`` and ``final_top1.parquet`` from the per-repeat files (once per run
@@ -273,13 +400,8 @@ class RunStore:
             frame = _concat(self._paths(pattern))
             if frame is None:
                 continue
-            try:
+            with self.reporting():
                 write_parquet(self.root / f"{name}.parquet", frame)
-            except OSError as exc:
-                raise RunStateError(
-                    f"cannot write {self.root / name}.parquet ({exc.strerror or exc}); the repeat files in "
-                    f"{self.repeats_dir} are kept: free space, then run `weaknas-ray report {self.root}`"
-                ) from None
 
     def results(self) -> pd.DataFrame:
         """All saved query rows, sorted by method, repeat and query.

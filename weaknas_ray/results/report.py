@@ -34,18 +34,19 @@ def write_report(
     from weaknas_ray.results.plots import plot_curves
 
     config, meta = store.load_config(), store.load_meta()
-    store.merge()
-    results = store.results()
-    max_sample = config["search"]["max_sample"]
-    optimum = (meta.get("optimum") or {}).get("reported")
-    regret_kind = meta.get("regret", "difference")
-    summary = summarize(results, store.final_top1(), max_sample, meta.get("optimum_indices"), optimum,
-                        meta.get("search_optimum_indices"), regret_kind, meta.get("notes"))
-    summary = {"name": config["name"], "benchmark": meta.get("benchmark"), **summary}
-    write_text(store.root / "summary.json", json.dumps(summary, indent=2))
-    plot_curves({"": (results, max_sample)}, store.root / "curves.png", optimum, log_x, regret_kind)
-    if dynamics:
-        _dynamics(store, config, results, benchmark, echo, allow_loaders)
+    with store.reporting():
+        store.merge()
+        results = store.results()
+        max_sample = config["search"]["max_sample"]
+        optimum = (meta.get("optimum") or {}).get("reported")
+        regret_kind = meta.get("regret", "difference")
+        summary = summarize(results, store.final_top1(), max_sample, meta.get("optimum_indices"), optimum,
+                            meta.get("search_optimum_indices"), regret_kind, meta.get("notes"))
+        summary = {"name": config["name"], "benchmark": meta.get("benchmark"), **summary}
+        write_text(store.root / "summary.json", json.dumps(summary, indent=2))
+        plot_curves({"": (results, max_sample)}, store.root / "curves.png", optimum, log_x, regret_kind)
+        if dynamics:
+            _dynamics(store, config, results, benchmark, echo, allow_loaders)
     return summary
 
 
