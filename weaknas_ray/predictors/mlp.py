@@ -22,9 +22,10 @@ Two training steps use torch's private fast kernels, ``torch._fused_adam_`` and
 ``torch.ops.aten.threshold_backward``, when this torch has them and they behave as expected; otherwise
 public operations do the same arithmetic (see :func:`kernels`). The choice is made once, on first use.
 
-``dtype="auto"`` (the default) trains and predicts with bfloat16 autocast where the device runs bfloat16
+``dtype="auto"`` (the default) trains and predicts with bfloat16 matrix products where the device runs bfloat16
 matrix products fast (CPUs with AMX or AVX512-BF16, CUDA GPUs with bfloat16 tensor cores) and in float32
-elsewhere; see :func:`choose_dtype`. The choice is made once per process and device.
+elsewhere; see :func:`choose_dtype`. The choice is made once per process and device. In bfloat16 the
+weights, gradients and Adam moments stay float32; each step casts the weights once for its products.
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ _CHUNK_ROWS = {"cpu": PREDICT_BLOCK_ROWS, "cuda": 64 * PREDICT_BLOCK_ROWS}
 BF16_MIN_SPEEDUP = 2.0
 # NOTE: rows of the probe's products: a quick look at bfloat16, then a training batch of the method.
 _PROBE_ROWS = (8, 200)
+# NOTE: the quick look gives up on bfloat16 where its 8 rows, scaled linearly to 200, take this many
+# times float32's 200: a margin for load noise and for a fixed per-call cost, which that scaling inflates.
+_PROBE_GIVE_UP = 10.0
 # NOTE: CUDA compute capability from which GPUs have bfloat16 tensor cores (Ampere).
 _CUDA_BF16_CAPABILITY = (8, 0)
 
@@ -73,7 +77,8 @@ class MLPEnsemble(Predictor):
         n_iter_no_change: patience in epochs (sklearn stops when the counter exceeds it).
         device: torch device string (``"cpu"``, ``"cuda"``, ``"cuda:1"``).
         dtype: ``"auto"`` (bfloat16 where the device runs it fast, else float32: :func:`choose_dtype`),
-            ``"float32"``, or ``"bfloat16"`` for autocast matrix products (weights and Adam stay float32).
+            ``"float32"``, or ``"bfloat16"`` for the matrix products (as bfloat16 autocast computes them;
+            weights and Adam stay float32).
         threads: torch intra-op threads during fit/predict; ``None`` keeps the process setting (which Ray
             sets to the task's CPU count).
     """
@@ -206,15 +211,17 @@ class MLPEnsemble(Predictor):
         torch = _torch()
         device = resolve_device(torch, self.device)
         chunk = _CHUNK_ROWS.get(device.type, _CHUNK_ROWS["cpu"])
-        autocast = _autocast(torch, device, self.compute_dtype_)
-        with _torch_threads(torch, self.threads), torch.inference_mode(), autocast:
+        compute = getattr(torch, self.compute_dtype_)
+        with _torch_threads(torch, self.threads), torch.inference_mode():
             Xd = _read_only_tensor(torch, X, device)
+            # NOTE: bfloat16 copies made once per call, not per chunk (float32: no copy)
+            weights, biases = ([p.to(compute) for p in params] for params in (self.weights_, self.biases_))
             out = torch.empty((self.n_members, len(X)), dtype=torch.float32, device=device)
             for start in range(0, len(X), chunk):
-                h = Xd[start : start + chunk].expand(self.n_members, -1, -1)
-                for W, b in zip(self.weights_[:-1], self.biases_[:-1]):
+                h = Xd[start : start + chunk].to(compute).expand(self.n_members, -1, -1)
+                for W, b in zip(weights[:-1], biases[:-1]):
                     h = member_bmm(torch, h, W, b).relu_()
-                out[:, start : start + chunk] = member_bmm(torch, h, self.weights_[-1], self.biases_[-1])[..., 0]
+                out[:, start : start + chunk] = member_bmm(torch, h, weights[-1], biases[-1])[..., 0]
             return out.cpu().numpy()
 
     def get_state(self) -> dict:
@@ -304,29 +311,33 @@ def _cuda_choice(torch, device) -> DtypeChoice:
 
 
 def _cpu_choice(torch, width: int) -> DtypeChoice:
-    start = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     speedup = probe_bf16_speedup(torch, width)
+    wall, cpu = (time.perf_counter() - wall) * 1e3, (time.process_time() - cpu) * 1e3
     fast = speedup >= BF16_MIN_SPEEDUP
     return DtypeChoice("bfloat16" if fast else "float32", f"auto: bfloat16 matmul {speedup:.2g}x float32's on this CPU "
-                       f"(probe {(time.perf_counter() - start) * 1e3:.0f} ms; bfloat16 from {BF16_MIN_SPEEDUP:g}x)")
+                       f"(probe {wall:.0f} ms, {cpu:.0f} ms CPU; bfloat16 from {BF16_MIN_SPEEDUP:g}x)")
 
 
 def probe_bf16_speedup(torch, width: int) -> float:
     """float32 time / bfloat16 time of a ``(200, width) x (width, width)`` CPU product (the predictor's
     hidden layer on a training batch), each the best of a few after a warm-up.
 
-    Why two steps: where bfloat16 is emulated it runs about 40x slower, so it is first timed on 8 rows
-    only; it goes on to the full batch only where those 8 rows already beat float32's per-row time,
-    which keeps the probe within tens of milliseconds on a CPU without bfloat16 units.
+    Why a first look at 8 rows: where bfloat16 is emulated it runs about 40x slower. When 8 rows, scaled
+    to 200, stay :data:`_PROBE_GIVE_UP` times slower than float32 in 3 tries, the probe stops there
+    (within tens of milliseconds) with that scaled ratio, as emulated bfloat16 scales with the rows.
     """
-    gen = torch.Generator().manual_seed(0)
-    a, w = torch.randn(1, _PROBE_ROWS[1], width, generator=gen), torch.randn(1, width, width, generator=gen)
+    a, w = torch.full((1, _PROBE_ROWS[1], width), 0.5), torch.full((1, width, width), 0.5)
     f32 = _best_seconds(torch, a, w, repeats=3)
     a16, w16 = a.bfloat16(), w.bfloat16()
-    few = _best_seconds(torch, a16[:, : _PROBE_ROWS[0]], w16, repeats=1)
-    if few * _PROBE_ROWS[1] / _PROBE_ROWS[0] >= f32:
-        return f32 * _PROBE_ROWS[0] / _PROBE_ROWS[1] / few
-    return f32 / _best_seconds(torch, a16, w16, repeats=3)
+    scale = _PROBE_ROWS[1] / _PROBE_ROWS[0]
+    for _ in range(3):  # the first call may include the kernel's set-up
+        start = time.perf_counter()
+        torch.bmm(a16[:, : _PROBE_ROWS[0]], w16)
+        few = (time.perf_counter() - start) * scale
+        if few <= _PROBE_GIVE_UP * f32:
+            return f32 / _best_seconds(torch, a16, w16, repeats=3)
+    return f32 / few
 
 
 def _best_seconds(torch, a, b, repeats: int) -> float:
@@ -371,7 +382,7 @@ def _train(model: MLPEnsemble, dtype: str, weights: list, biases: list, X, y, pe
 
     Args:
         model: supplies the hyper-parameters.
-        dtype: the compute dtype, ``"float32"`` or ``"bfloat16"`` (autocast).
+        dtype: the compute dtype of the matrix products, ``"float32"`` or ``"bfloat16"``.
         weights: per layer ``(E, fan_in, fan_out)`` tensors, updated in place (stopped members frozen).
         biases: per layer ``(E, 1, fan_out)`` tensors, likewise.
         X: ``(G, n, d)`` tensor on the device; y: ``(G, n)`` tensor; perms: ``(max_epochs, E, n)`` int64
@@ -394,7 +405,8 @@ def _train(model: MLPEnsemble, dtype: str, weights: list, biases: list, X, y, pe
     n_epochs = np.full(n_members, model.max_epochs)
     losses = np.zeros(n_members)
     step = 0
-    with torch.no_grad(), _autocast(torch, X.device, dtype):
+    compute = getattr(torch, dtype)
+    with torch.no_grad():
         for epoch in range(model.max_epochs):
             order = perms[epoch, live]
             data = group[live].unsqueeze(-1)  # (live, 1): each live member's data set
@@ -402,7 +414,7 @@ def _train(model: MLPEnsemble, dtype: str, weights: list, biases: list, X, y, pe
             for start in range(0, n, batch):
                 idx = order[:, start : start + batch]
                 step += 1
-                loss, grads = _loss_and_grads(state["params"], X[data, idx], y[data, idx].unsqueeze(-1), model.alpha)
+                loss, grads = _loss_and_grads(state["params"], X[data, idx], y[data, idx].unsqueeze(-1), model.alpha, compute)
                 total += loss * idx.shape[1]
                 _adam_step(torch, state, grads, model.lr, step, model.alpha / idx.shape[1])
             epoch_loss = total / n
@@ -423,13 +435,16 @@ def _train(model: MLPEnsemble, dtype: str, weights: list, biases: list, X, y, pe
     return n_epochs, losses
 
 
-def _loss_and_grads(params: list, xb, yb, alpha: float):
+def _loss_and_grads(params: list, xb, yb, alpha: float, compute=None):
     """sklearn's ``_backprop`` for a batch of members.
 
     Args:
         params: weights (L of ``(E, fan_in, fan_out)``) then biases (L of ``(E, 1, fan_out)``).
         xb: ``(E, b, d)`` batch inputs; yb: ``(E, b, 1)`` targets.
         alpha: L2 penalty.
+        compute: torch dtype of the matrix products (default: the parameters'). bfloat16 gives what
+            bfloat16 autocast gives, bit for bit, but casts each weight once per step where autocast
+            casts it for the forward and again for the backward product.
 
     Returns:
         ``(loss (E,), grads)`` with grads in the order of ``params``, WITHOUT the L2 term
@@ -438,22 +453,24 @@ def _loss_and_grads(params: list, xb, yb, alpha: float):
     """
     torch = _torch()
     n_layers = len(params) // 2
-    weights, biases = params[:n_layers], params[n_layers:]
+    masters = params[:n_layers]
+    compute = compute or masters[0].dtype
+    weights, biases = ([p.to(compute) for p in part] for part in (masters, params[n_layers:]))  # float32: no copy
     b = xb.shape[1]
-    acts = [xb]
+    acts = [xb.to(compute)]
     for W, bias in zip(weights[:-1], biases[:-1]):
         acts.append(member_bmm(torch, acts[-1], W, bias).relu_())
     diff = member_bmm(torch, acts[-1], weights[-1], biases[-1]).to(yb.dtype) - yb
-    sq_weights = sum(torch.linalg.vector_norm(W, dim=(1, 2)).square() for W in weights)
+    sq_weights = sum(torch.linalg.vector_norm(W, dim=(1, 2)).square() for W in masters)
     loss = 0.5 * diff.square().mean(dim=(1, 2)) + (0.5 * alpha / b) * sq_weights
     delta = diff / b
     grad_w, grad_b = [None] * n_layers, [None] * n_layers
     for layer in range(n_layers - 1, -1, -1):
-        # NOTE: under bfloat16 autocast the products come back in bf16; Adam runs in the weights' dtype.
-        grad_w[layer] = member_bmm(torch, acts[layer].transpose(1, 2), delta).to(weights[layer].dtype)
-        grad_b[layer] = delta.sum(dim=1, keepdim=True).to(weights[layer].dtype)
+        # NOTE: in bfloat16 the products come back in bfloat16; Adam runs in the master weights' dtype.
+        grad_w[layer] = member_bmm(torch, acts[layer].transpose(1, 2), delta.to(compute)).to(masters[layer].dtype)
+        grad_b[layer] = delta.sum(dim=1, keepdim=True).to(masters[layer].dtype)
         if layer:
-            delta = kernels(torch).relu_backward(torch, member_bmm(torch, delta, weights[layer].transpose(1, 2)), acts[layer])
+            delta = kernels(torch).relu_backward(torch, member_bmm(torch, delta.to(compute), weights[layer].transpose(1, 2)), acts[layer])
     return loss, grad_w + grad_b
 
 
@@ -590,10 +607,6 @@ def _read_only_tensor(torch, array: np.ndarray, device):
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         return torch.as_tensor(array, device=device)
 
-
-def _autocast(torch, device, dtype: str):
-    """bfloat16 autocast of the matrix products for ``"bfloat16"``, a no-op context for ``"float32"``."""
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=dtype == "bfloat16")
 
 
 def _torch():

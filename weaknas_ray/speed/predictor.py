@@ -40,7 +40,7 @@ MAX_EPOCHS = 100
 
 
 # NOTE: the roofline's phases train on one batch of the method (200 rows); its ceilings are the best of a
-# 1024^2 product (an emulated bfloat16 4096^2 one would take minutes) and the hidden layer's own products.
+# 1024^2 product (an emulated bfloat16 4096^2 one would take minutes) and a hidden layer's own products.
 ROOF_TRAIN_ROWS, ROOF_MATMUL, DTYPES = 200, 1024, ("float32", "bfloat16")
 # NOTE: bytes per float32 parameter a training step moves at the least: its gradient written, then Adam
 # reading parameter, gradient and both moments and writing parameter and moments back.
@@ -165,12 +165,18 @@ def matmul_gflops(torch, size: int, device: str, dtype: str, budget_s: float = 3
 
 
 def layer_gflops(torch, rows: int, width: int, device: str, dtype: str) -> float:
-    """The best of a few ``(rows, width) x (width, width)`` products in ``dtype``: the hidden layer's own
-    shape, which some kernels (emulated bfloat16) run faster than a square one."""
+    """The best rate of a hidden layer's three training products in ``dtype``, each the best of a few:
+    forward ``(rows, width) x (width, width)``, weight gradient ``(width, rows) x (rows, width)`` and
+    backpropagated delta ``(rows, width) x (width, width)^T``, with the transposed views the MLP passes.
+    Why: some kernels (emulated bfloat16) run one layout 20x faster than another or than a square product."""
     dt = getattr(torch, dtype)
-    a, b = torch.randn(1, rows, width, device=device).to(dt), torch.randn(1, width, width, device=device).to(dt)
-    torch.bmm(a, b)  # warm-up
-    return 2 * rows * width**2 / _best_seconds(torch, device, lambda: torch.bmm(a, b), budget_s=0.2) / 1e9
+    a, w = torch.randn(1, rows, width, device=device).to(dt), torch.randn(1, width, width, device=device).to(dt)
+    products = [(a, w), (a.transpose(1, 2), a), (a, w.transpose(1, 2))]
+    best = 0.0
+    for left, right in products:
+        torch.bmm(left, right)  # warm-up
+        best = max(best, 2 * rows * width**2 / _best_seconds(torch, device, lambda: torch.bmm(left, right), 0.2) / 1e9)
+    return best
 
 
 def copy_gbps(torch, device: str, mib: int = 256) -> float:
@@ -244,8 +250,7 @@ def roofline(torch, budget: Budget, mlp: dict, seed: int) -> list[Phase]:
     for dtype in DTYPES:
         params = {**mlp, "dtype": dtype}
         ceiling = max(matmul_gflops(torch, ROOF_MATMUL, device, dtype, budget_s=1.0),
-                      *(layer_gflops(torch, rows, max(mlp["hidden"]), device, dtype)
-                        for rows in (ROOF_TRAIN_ROWS, budget.roof_predict_rows)))
+                      layer_gflops(torch, ROOF_TRAIN_ROWS, max(mlp["hidden"]), device, dtype))
         for members in (1, EI_MEMBERS):
             seconds, model = step_seconds(torch, X[:ROOF_TRAIN_ROWS], y[:ROOF_TRAIN_ROWS], members, params,
                                           budget.roof_epochs, seed)
@@ -281,8 +286,8 @@ def _best_seconds(torch, device: str, fn, budget_s: float = 0.5, most: int = 5) 
 def print_roofline(phases: list[Phase]) -> None:
     """The roofline table and the bfloat16 / float32 ratios of each phase."""
     first = {p.dtype: p for p in phases}
-    print(f"roofline: least time = matrix FLOPs at the dtype's matmul ceiling (best of {ROOF_MATMUL}^2 and the "
-          "hidden layer's products) + least memory "
+    print(f"roofline: least time = matrix FLOPs at the dtype's matmul ceiling (best of {ROOF_MATMUL}^2 and a "
+          "hidden layer's training products) + least memory "
           f"traffic at the copy bandwidth ({phases[0].bandwidth:.1f} GB/s); share = least / measured")
     print("  matmul ceiling " + ", ".join(f"{d} {first[d].ceiling:.1f} GFLOP/s" for d in DTYPES)
           + f" (bfloat16/float32 {first['bfloat16'].ceiling / first['float32'].ceiling:.2f}x)")
