@@ -324,14 +324,14 @@ def probe_bf16_speedup(torch, width: int) -> float:
     hidden layer on a training batch), each the best of a few after a warm-up.
 
     Why a first look at 8 rows: where bfloat16 is emulated it runs about 40x slower. When 8 rows, scaled
-    to 200, stay :data:`_PROBE_GIVE_UP` times slower than float32 in 3 tries, the probe stops there
+    to 200, stay :data:`_PROBE_GIVE_UP` times slower than float32 in 2 tries, the probe stops there
     (within tens of milliseconds) with that scaled ratio, as emulated bfloat16 scales with the rows.
     """
     a, w = torch.full((1, _PROBE_ROWS[1], width), 0.5), torch.full((1, width, width), 0.5)
-    f32 = _best_seconds(torch, a, w, repeats=3)
+    f32 = _best_seconds(torch, a, w, repeats=2)
     a16, w16 = a.bfloat16(), w.bfloat16()
     scale = _PROBE_ROWS[1] / _PROBE_ROWS[0]
-    for _ in range(3):  # the first call may include the kernel's set-up
+    for _ in range(2):  # the first call may include the kernel's set-up
         start = time.perf_counter()
         torch.bmm(a16[:, : _PROBE_ROWS[0]], w16)
         few = (time.perf_counter() - start) * scale

@@ -180,12 +180,12 @@ def layer_gflops(torch, rows: int, width: int, device: str, dtype: str) -> float
 
 
 def copy_gbps(torch, device: str, mib: int = 256) -> float:
-    """GB/s (bytes read plus written) of the best of 5 copies of a ``mib`` MiB float32 tensor: the memory
-    roof, far larger than any cache."""
+    """GB/s (bytes read plus written) of the best of up to 10 copies of a ``mib`` MiB float32 tensor: the
+    memory roof, far larger than any cache."""
     src = torch.ones(mib << 18, device=device)
     dst = torch.empty_like(src)
     dst.copy_(src)  # warm-up: pages, thread pool
-    best = min(_timed(torch, device, lambda: dst.copy_(src)) for _ in range(5))
+    best = _best_seconds(torch, device, lambda: dst.copy_(src), budget_s=1.0, most=10)
     return 2 * src.numel() * src.element_size() / best / 1e9
 
 
@@ -270,7 +270,7 @@ def step_seconds(torch, X: np.ndarray, y: np.ndarray, members: int, mlp: dict, s
     fit of 1 epoch, so the fit's set-up (random draws, copies) cancels."""
     _model(members, mlp, max_epochs=1).fit(X[:8], y[:8], seed)  # warm-up
     fits = {e: _model(members, mlp, max_epochs=e, n_iter_no_change=e, batch_size=len(X)) for e in (1, 1 + steps)}
-    times = {e: _best_seconds(torch, mlp["device"], lambda e=e: fits[e].fit(X, y, seed)) for e in fits}
+    times = {e: _best_seconds(torch, mlp["device"], lambda e=e: fits[e].fit(X, y, seed), budget_s=2.0) for e in fits}
     return max(times[1 + steps] - times[1], 1e-9) / steps, fits[1]
 
 
