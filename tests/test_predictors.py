@@ -537,18 +537,19 @@ def test_mlp_bfloat16_step_equals_bfloat16_autocast_bit_for_bit():
 
 @pytest.mark.parametrize(("speedup", "expected"), [(0.02, "float32"), (1.9, "float32"), (8.3, "bfloat16")])
 def test_mlp_auto_dtype_follows_the_probe_measured_once_per_process(monkeypatch, speedup, expected):
-    """``auto`` takes bfloat16 only where the probe finds it at least twice as fast; the probe runs once for
-    every fit and prediction of the process, and a fitted state keeps the dtype it trained in."""
+    """``auto`` takes bfloat16 only where the probe finds it at least twice as fast; the probe runs once (on
+    one thread) for every fit and prediction of the process, and a fitted state keeps the dtype it trained in."""
     from weaknas_ray.predictors import mlp
 
     calls = []
-    monkeypatch.setattr(mlp, "probe_bf16_speedup", lambda torch, width: calls.append(width) or speedup)
+    monkeypatch.setattr(mlp, "probe_bf16_speedup", lambda torch, width: calls.append((width, torch.get_num_threads())) or speedup)
     X, y = _toy(n=40)
-    models = [mlp.MLPEnsemble(**{**SMALL, "max_epochs": 3}).fit(X, y, seed=s) for s in range(2)]
+    models = [mlp.MLPEnsemble(**{**SMALL, "max_epochs": 3, "threads": 2}).fit(X, y, seed=s) for s in range(2)]
     choice = models[0].dtype_choice()
-    assert calls == [32] and models[0].dtype == "auto"
+    assert calls == [(32, 1)] and models[0].dtype == "auto"  # once, on one thread whatever the fit's threads
     assert [m.compute_dtype_ for m in models] == [expected, expected] and choice.dtype == expected
-    assert choice.reason.startswith(f"auto: bfloat16 matmul {speedup:.2g}x float32's on this CPU (probe ") and " ms CPU; " in choice.reason
+    assert choice.reason.startswith(f"auto: bfloat16 matmul {speedup:.2g}x float32's on this CPU (1 thread; probe ")
+    assert " ms CPU; bfloat16 from 2x)" in choice.reason
     rebuilt = mlp.MLPEnsemble.from_state(models[0].get_state())
     assert rebuilt.compute_dtype_ == expected
     np.testing.assert_array_equal(rebuilt.predict(X), models[0].predict(X))

@@ -22,8 +22,8 @@ Two training steps use torch's private fast kernels, ``torch._fused_adam_`` and
 ``torch.ops.aten.threshold_backward``, when this torch has them and they behave as expected; otherwise
 public operations do the same arithmetic (see :func:`kernels`). The choice is made once, on first use.
 
-``dtype="auto"`` (the default) trains and predicts with bfloat16 matrix products where the device runs bfloat16
-matrix products fast (CPUs with AMX or AVX512-BF16, CUDA GPUs with bfloat16 tensor cores) and in float32
+``dtype="auto"`` (the default) trains and predicts with bfloat16 matrix products where the device runs
+them fast (CPUs with AMX or AVX512-BF16, CUDA GPUs with bfloat16 tensor cores) and in float32
 elsewhere; see :func:`choose_dtype`. The choice is made once per process and device. In bfloat16 the
 weights, gradients and Adam moments stay float32; each step casts the weights once for its products.
 """
@@ -198,12 +198,11 @@ class MLPEnsemble(Predictor):
 
     def dtype_choice(self) -> DtypeChoice:
         """The dtype a fit runs in on this ensemble's device and why: ``dtype`` as set, or what ``"auto"``
-        chose there (:func:`choose_dtype`, measured once per process under this ensemble's threads)."""
+        chose there (:func:`choose_dtype`, measured once per process)."""
         if self.dtype != AUTO:
             return DtypeChoice(self.dtype, "set explicitly")
         torch = _torch()
-        with _torch_threads(torch, self.threads):
-            return choose_dtype(torch, resolve_device(torch, self.device), max(self.hidden))
+        return choose_dtype(torch, resolve_device(torch, self.device), max(self.hidden))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predictions of every member, float32 ``(E, m)``, computed in chunks under inference mode."""
@@ -293,8 +292,8 @@ def choose_dtype(torch, device, width: int) -> DtypeChoice:
     """What ``dtype="auto"`` runs in on ``device`` for layers ``width`` wide, decided once per process.
 
     CUDA: bfloat16 from compute capability 8.0 (bfloat16 tensor cores), else float32. CPU: a measured
-    probe (:func:`probe_bf16_speedup`), because CPU flags do not say how fast this torch's kernels are:
-    bfloat16 where its matmul is at least :data:`BF16_MIN_SPEEDUP` times float32's. Why cached: the
+    probe (:func:`probe_bf16_speedup` on one thread), because CPU flags do not say how fast this torch's
+    kernels are: bfloat16 where its matmul is at least :data:`BF16_MIN_SPEEDUP` times float32's. Why cached: the
     probe costs tens of milliseconds, a search fits hundreds of times.
     """
     key = (str(device), int(width))
@@ -312,23 +311,28 @@ def _cuda_choice(torch, device) -> DtypeChoice:
 
 def _cpu_choice(torch, width: int) -> DtypeChoice:
     wall, cpu = time.perf_counter(), time.process_time()
-    speedup = probe_bf16_speedup(torch, width)
+    with _torch_threads(torch, 1):
+        speedup = probe_bf16_speedup(torch, width)
     wall, cpu = (time.perf_counter() - wall) * 1e3, (time.process_time() - cpu) * 1e3
     fast = speedup >= BF16_MIN_SPEEDUP
     return DtypeChoice("bfloat16" if fast else "float32", f"auto: bfloat16 matmul {speedup:.2g}x float32's on this CPU "
-                       f"(probe {wall:.0f} ms, {cpu:.0f} ms CPU; bfloat16 from {BF16_MIN_SPEEDUP:g}x)")
+                       f"(1 thread; probe {wall:.0f} ms, {cpu:.0f} ms CPU; bfloat16 from {BF16_MIN_SPEEDUP:g}x)")
 
 
 def probe_bf16_speedup(torch, width: int) -> float:
     """float32 time / bfloat16 time of a ``(200, width) x (width, width)`` CPU product (the predictor's
-    hidden layer on a training batch), each the best of a few after a warm-up.
+    hidden layer on a training batch), each the best of a few after a warm-up, on the calling thread's
+    torch threads (:func:`choose_dtype` uses one: on a loaded machine several OpenMP threads starve, and a
+    kernel's speed per thread is what tells the dtypes apart).
 
     Why a first look at 8 rows: where bfloat16 is emulated it runs about 40x slower. When 8 rows, scaled
     to 200, stay :data:`_PROBE_GIVE_UP` times slower than float32 in 2 tries, the probe stops there
     (within tens of milliseconds) with that scaled ratio, as emulated bfloat16 scales with the rows.
+    Where bfloat16 looks fast, float32 is timed again and its best time kept, so that a load spike
+    while float32 was timed cannot choose bfloat16.
     """
     a, w = torch.full((1, _PROBE_ROWS[1], width), 0.5), torch.full((1, width, width), 0.5)
-    f32 = _best_seconds(torch, a, w, repeats=2)
+    f32 = _best_seconds(torch, a, w)
     a16, w16 = a.bfloat16(), w.bfloat16()
     scale = _PROBE_ROWS[1] / _PROBE_ROWS[0]
     for _ in range(2):  # the first call may include the kernel's set-up
@@ -336,19 +340,24 @@ def probe_bf16_speedup(torch, width: int) -> float:
         torch.bmm(a16[:, : _PROBE_ROWS[0]], w16)
         few = (time.perf_counter() - start) * scale
         if few <= _PROBE_GIVE_UP * f32:
-            return f32 / _best_seconds(torch, a16, w16, repeats=3)
+            bf16 = _best_seconds(torch, a16, w16)
+            if f32 >= BF16_MIN_SPEEDUP * bf16:
+                f32 = min(f32, _best_seconds(torch, a, w, budget_s=0.02))
+            return f32 / bf16
     return f32 / few
 
 
-def _best_seconds(torch, a, b, repeats: int) -> float:
-    """The fastest of ``repeats`` timed ``torch.bmm(a, b)`` after one untimed (kernel set-up) call."""
+def _best_seconds(torch, a, b, budget_s: float = 0.005) -> float:
+    """The fastest timed ``torch.bmm(a, b)`` after one untimed (kernel set-up) call: at least 2 timed,
+    more while they total under ``budget_s`` (a narrow layer's product takes microseconds, too few to
+    time once)."""
     torch.bmm(a, b)
-    best = float("inf")
-    for _ in range(repeats):
+    times: list[float] = []
+    while len(times) < 2 or sum(times) < budget_s:
         start = time.perf_counter()
         torch.bmm(a, b)
-        best = min(best, time.perf_counter() - start)
-    return best
+        times.append(time.perf_counter() - start)
+    return min(times)
 
 
 def _draw_member_randomness(seed: int, n_members: int, sizes: list[int], n: int, max_epochs: int):
