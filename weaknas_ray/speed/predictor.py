@@ -285,12 +285,12 @@ def _best_seconds(torch, device: str, fn, budget_s: float = 0.5, most: int = 5) 
 
 def print_roofline(phases: list[Phase]) -> None:
     """The roofline table and the bfloat16 / float32 ratios of each phase."""
-    first = {p.dtype: p for p in phases}
+    per_dtype = {p.dtype: p for p in phases}
     print(f"roofline: least time = matrix FLOPs at the dtype's matmul ceiling (best of {ROOF_MATMUL}^2 and a "
           "hidden layer's training products) + least memory "
           f"traffic at the copy bandwidth ({phases[0].bandwidth:.1f} GB/s); share = least / measured")
-    print("  matmul ceiling " + ", ".join(f"{d} {first[d].ceiling:.1f} GFLOP/s" for d in DTYPES)
-          + f" (bfloat16/float32 {first['bfloat16'].ceiling / first['float32'].ceiling:.2f}x)")
+    print("  matmul ceiling " + ", ".join(f"{d} {per_dtype[d].ceiling:.1f} GFLOP/s" for d in DTYPES)
+          + f" (bfloat16/float32 {per_dtype['bfloat16'].ceiling / per_dtype['float32'].ceiling:.2f}x)")
     print(f"  {'phase':<24} {'dtype':<8} {'time':>10} {'GFLOP/s':>8} {'matmul':>10} {'memory':>10} {'least':>10} {'share':>6}")
     for p in phases:
         print(f"  {p.name:<24} {p.dtype:<8} {_ms(p.seconds)} {p.flops / p.seconds / 1e9:8.1f} {_ms(p.matmul_s)} "
