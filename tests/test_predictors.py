@@ -17,6 +17,17 @@ from weaknas_ray.predictors import make_predictor, predictor_class
 pytest.importorskip("sklearn")
 
 
+@pytest.fixture(autouse=True)
+def _auto_dtype_is_float32(monkeypatch):
+    """``dtype: auto`` resolves to float32 here whatever this machine's bfloat16 speed, so the exactness
+    checks (against sklearn, float64, separate fits) hold on machines with bfloat16 units too; the tests
+    of ``auto`` itself patch the probe their own way."""
+    from weaknas_ray.predictors import mlp
+
+    monkeypatch.setattr(mlp, "_DTYPE_CHOICES", {})
+    monkeypatch.setattr(mlp, "probe_bf16_speedup", lambda torch, width: 0.0)
+
+
 def _toy(n: int = 120, d: int = 12, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """A learnable toy regression: 0/1 features, a linear target plus an interaction, z-scored."""
     rng = np.random.default_rng(seed)
@@ -221,7 +232,7 @@ def test_mlp_early_stopping_follows_sklearns_rule_on_scripted_losses(name, monke
     losses = _SCRIPTED_LOSSES[name]
     calls = []
 
-    def scripted(params, xb, yb, alpha):
+    def scripted(params, xb, yb, alpha, compute):
         calls.append(xb.shape[0])
         value = losses[min(len(calls) - 1, len(losses) - 1)]
         return torch.full((xb.shape[0],), value, dtype=torch.float32), [torch.zeros_like(p) for p in params]
@@ -489,10 +500,81 @@ def test_mlp_bfloat16_keeps_the_ranking():
     assert kendalltau(f32, bf16)[0] > 0.8
 
 
+def test_mlp_bfloat16_fits_and_predicts_the_same_for_a_seed():
+    from weaknas_ray.predictors.mlp import MLPEnsemble
+
+    X, y = _toy(n=60)
+    fits = [MLPEnsemble(n_members=2, **{**SMALL, "max_epochs": 5}, dtype="bfloat16").fit(X, y, seed=3) for _ in range(2)]
+    preds = [fit.predict(X) for fit in fits]
+    assert fits[0].compute_dtype_ == "bfloat16" and fits[0].dtype_choice().reason == "set explicitly"
+    assert preds[0].dtype == np.float32 and np.isfinite(preds[0]).all()
+    np.testing.assert_array_equal(preds[0], preds[1])
+    np.testing.assert_array_equal(fits[0].loss_, fits[1].loss_)
+
+
+def test_mlp_bfloat16_step_equals_bfloat16_autocast_bit_for_bit():
+    """One bfloat16 training step (loss and gradients) and a prediction give exactly what bfloat16 autocast
+    of the float32 arithmetic gives, with the weights cast once per step instead of once per product."""
+    import torch
+
+    from weaknas_ray.predictors import mlp
+
+    X, y = _toy(n=30)
+    model = mlp.MLPEnsemble(n_members=2, **{**SMALL, "max_epochs": 2}, dtype="bfloat16").fit(X, y, seed=0)
+    params = [*model.weights_, *model.biases_]
+    xb, yb = torch.as_tensor(X).expand(2, -1, -1), torch.as_tensor(y).view(1, -1, 1).expand(2, -1, -1)
+    ours = mlp._loss_and_grads(params, xb, yb, 1e-4, torch.bfloat16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        autocast = mlp._loss_and_grads(params, xb, yb, 1e-4)
+        model.compute_dtype_ = "float32"
+        autocast_pred = model.predict(X)
+    for a, b in zip([ours[0], *ours[1]], [autocast[0], *autocast[1]]):
+        assert a.dtype == b.dtype == torch.float32
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    model.compute_dtype_ = "bfloat16"
+    np.testing.assert_array_equal(model.predict(X), autocast_pred)
+
+
+@pytest.mark.parametrize(("speedup", "expected"), [(0.02, "float32"), (1.9, "float32"), (8.3, "bfloat16")])
+def test_mlp_auto_dtype_follows_the_probe_measured_once_per_process(monkeypatch, speedup, expected):
+    """``auto`` takes bfloat16 only where the probe finds it at least twice as fast; the probe runs once (on
+    one thread) for every fit and prediction of the process, and a fitted state keeps the dtype it trained in."""
+    from weaknas_ray.predictors import mlp
+
+    calls = []
+    monkeypatch.setattr(mlp, "probe_bf16_speedup", lambda torch, width: calls.append((width, torch.get_num_threads())) or speedup)
+    X, y = _toy(n=40)
+    models = [mlp.MLPEnsemble(**{**SMALL, "max_epochs": 3, "threads": 2}).fit(X, y, seed=s) for s in range(2)]
+    choice = models[0].dtype_choice()
+    assert calls == [(32, 1)] and models[0].dtype == "auto"  # once, on one thread whatever the fit's threads
+    assert [m.compute_dtype_ for m in models] == [expected, expected] and choice.dtype == expected
+    assert choice.reason.startswith(f"auto: bfloat16 matmul {speedup:.2g}x float32's on this CPU (1 thread; probe ")
+    assert " ms CPU; bfloat16 from 2x)" in choice.reason
+    rebuilt = mlp.MLPEnsemble.from_state(models[0].get_state())
+    assert rebuilt.compute_dtype_ == expected
+    np.testing.assert_array_equal(rebuilt.predict(X), models[0].predict(X))
+
+
+def test_mlp_bf16_probe_is_quick_and_positive(monkeypatch):
+    """The real probe: a float32/bfloat16 time ratio within tens of milliseconds of CPU time (0.1 s is the
+    budget where bfloat16 is slow; doubled here, and CPU time, not wall, for a loaded test machine)."""
+    import time
+
+    import torch
+
+    from weaknas_ray.predictors import mlp
+
+    monkeypatch.undo()  # the real probe, not this module's stand-in
+    start = time.process_time()
+    with mlp._torch_threads(torch, 1):
+        speedup = mlp.probe_bf16_speedup(torch, 1000)
+    assert time.process_time() - start < 0.2 and speedup > 0
+
+
 def test_mlp_rejects_bad_settings():
     from weaknas_ray.predictors.mlp import MLPEnsemble
 
-    with pytest.raises(ConfigError, match="dtype"):
+    with pytest.raises(ConfigError, match=r"mlp: dtype must be one of \('auto', 'float32', 'bfloat16'\), got 'float16'"):
         MLPEnsemble(dtype="float16")
     with pytest.raises(ConfigError, match="hidden"):
         MLPEnsemble(hidden=())
@@ -560,7 +642,7 @@ def test_mlp_same_predictions_in_a_fresh_process():
         "from weaknas_ray.predictors.mlp import MLPEnsemble\n"
         "rng = np.random.default_rng(0)\n"
         "X = (rng.random((50, 12)) < 0.3).astype(np.float32); y = rng.standard_normal(50).astype(np.float32)\n"
-        "p = MLPEnsemble(n_members=2, hidden=(32, 32), max_epochs=20, threads=1).fit(X, y, seed=4).predict(X)\n"
+        "p = MLPEnsemble(n_members=2, hidden=(32, 32), max_epochs=20, threads=1, dtype='float32').fit(X, y, seed=4).predict(X)\n"
         "out = p.tobytes().hex()\n"
     )
     fresh = subprocess.run(

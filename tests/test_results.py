@@ -280,6 +280,25 @@ def test_a_resume_after_a_changed_default_is_refused_naming_the_key(tmp_path, mo
         store.prepare(load_config(overrides={"search.methods": ["weaknas", "random"]}))
 
 
+def test_mlp_dtype_resolves_to_auto_but_float32_for_the_published_loop(tmp_path):
+    """``auto`` is what config.yaml saves (the machine decides at run time); weaknas-published pins the
+    paper's float32 for the MLP only, also under predictor_params of its own; a changed dtype is refused."""
+    from weaknas_ray.config import resolve_defaults
+
+    methods = {"search.methods": ["weaknas", "weaknas-published", "weaknas-ei"]}
+    resolved = resolve_defaults(load_config(overrides=methods))["methods"]
+    dtypes = {m: resolved[m]["predictor_params"].get("dtype") for m in methods["search.methods"] if "predictor_params" in resolved[m]}
+    assert dtypes == {"weaknas": "auto", "weaknas-published": "float32", "weaknas-ei": "auto"}
+    own = resolve_defaults(load_config(overrides={**methods, "methods.weaknas-published.predictor_params": {"hidden": [8]}}))
+    assert own["methods"]["weaknas-published"]["predictor_params"]["dtype"] == "float32"
+    trees = resolve_defaults(load_config(overrides={**methods, "methods.weaknas-published.predictor": "gbt"}))
+    assert "dtype" not in trees["methods"]["weaknas-published"]["predictor_params"]
+    store = RunStore(tmp_path)
+    store.prepare(load_config(overrides=methods))
+    with pytest.raises(ConfigError, match="methods.weaknas-ei.predictor_params.dtype: 'auto' -> 'float32'"):
+        store.prepare(load_config(overrides={**methods, "methods.weaknas-ei.predictor_params": {"dtype": "float32"}}))
+
+
 def test_store_refuses_a_different_config_with_a_diff(tmp_path):
     store = RunStore(tmp_path)
     store.prepare(load_config())
@@ -365,6 +384,27 @@ def test_write_report_from_the_folder_alone(tmp_path):
     assert summary["methods"]["random"]["queries_to_optimum"]["share_found"] == 0.0
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
     assert (tmp_path / "curves.png").is_file()
+
+
+def test_summary_says_which_dtype_each_mlp_runs_in_and_why(tmp_path):
+    from weaknas_ray.drivers.repeats import predictor_dtypes
+    from weaknas_ray.interfaces import Benchmark
+    from weaknas_ray.spaces import ArraySpace, TableOracle
+
+    acc = np.linspace(0.0, 1.0, 50)
+    bench = Benchmark("fake", ArraySpace((np.arange(50)[:, None] % [2, 3, 5] == 0).astype(np.float32), name="fake"),
+                      TableOracle(acc, acc))
+    config = load_config(overrides={"search.methods": ["weaknas", "weaknas-ei", "random"], "search.max_sample": 20,
+                                    "methods.weaknas": {"predictor": "mlp", "predictor_params": {"dtype": "bfloat16"}}})
+    dtypes = predictor_dtypes(config, bench)
+    assert dtypes["weaknas"] == {"dtype": "bfloat16", "reason": "set explicitly"} and set(dtypes) == {"weaknas", "weaknas-ei"}
+    assert dtypes["weaknas-ei"]["dtype"] in ("float32", "bfloat16") and dtypes["weaknas-ei"]["reason"].startswith("auto: ")
+    store = RunStore(tmp_path)
+    store.prepare(config, {"benchmark": "fake", "predictor_dtype": dtypes})
+    store.write_repeat("weaknas", 0, rows("weaknas", 0, [0.1, 0.4]), None)
+    summary = write_report(store, dynamics=False)
+    assert summary["predictor_dtype"] == dtypes
+    assert "note: weaknas predictor in bfloat16 (set explicitly)" in summary_table(summary).splitlines()
 
 
 def test_dynamics_figure_is_skipped_with_a_reason_when_the_benchmark_cannot_load(tmp_path):

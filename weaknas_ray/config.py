@@ -494,7 +494,8 @@ def resolve_defaults(config: dict[str, Any]) -> dict[str, Any]:
         own.update({**_defaults(cls, (*METHOD_HIDDEN, *shared)), **own})
         if own.get("predictor", "auto") != "auto":  # "auto" picks a predictor for the space, when the run loads it
             params = own.get("predictor_params") or {}
-            own["predictor_params"] = {**_defaults(predictor_class(own["predictor"]), ("self", "n_members")), **params}
+            own["predictor_params"] = {**_defaults(predictor_class(own["predictor"]), ("self", "n_members")),
+                                       **cls.predictor_defaults.get(own["predictor"], {}), **params}
     return resolved
 
 

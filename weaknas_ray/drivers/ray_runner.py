@@ -24,7 +24,7 @@ from typing import Any
 
 from weaknas_ray.benchmarks.registry import load_configured_benchmark
 from weaknas_ray.drivers.loop import optimum_targets
-from weaknas_ray.drivers.repeats import RepeatTask, check_methods, group_tasks, plan_tasks, run_repeats
+from weaknas_ray.drivers.repeats import RepeatTask, check_methods, group_tasks, plan_tasks, predictor_dtypes, run_repeats
 from weaknas_ray.drivers.resources import plan_resources
 from weaknas_ray.exceptions import ConfigError, OutputWriteError, WeakNASError, interrupt_on_sigterm
 from weaknas_ray.interfaces import Benchmark
@@ -201,7 +201,7 @@ def run_search(
     except WeakNASError as exc:
         raise ConfigError(f"search.{exc}") from None
     with store.lock():  # one writer per output folder
-        store.prepare(config, _meta(benchmark))
+        store.prepare(config, _meta(benchmark, predictor_dtypes(config, benchmark)))
         done = store.finished()
         tasks = plan_tasks(config, done)
         echo(f"results: {store.root.resolve()} ({counted(len(done), 'repeat')} already done, {len(tasks)} to run)")
@@ -220,7 +220,7 @@ def run_search(
     return RunOutcome(store.root, len(tasks) - len(failures), len(done), failures, benchmark)
 
 
-def _meta(benchmark) -> dict[str, Any]:
+def _meta(benchmark, dtypes: dict[str, dict[str, str]]) -> dict[str, Any]:
     oracle = benchmark.oracle
     optimum = oracle.optimum
 
@@ -235,6 +235,7 @@ def _meta(benchmark) -> dict[str, Any]:
         "search_optimum_indices": listed(oracle.search_optimum_indices),
         "regret": oracle.regret,
         "notes": list(benchmark.notes),
+        "predictor_dtype": dtypes,
     }
 
 

@@ -149,6 +149,28 @@ def check_methods(config: dict[str, Any], benchmark) -> None:
             raise ConfigError(_key_path(method, str(exc))) from exc
 
 
+def predictor_dtypes(config: dict[str, Any], benchmark) -> dict[str, dict[str, str]]:
+    """``{method: {"dtype", "reason"}}`` for each method of ``search.methods`` whose predictor picks a compute
+    dtype (the MLP's ``dtype``), as this process decides it; repeat actors on machines of this kind decide
+    alike. A GPU this process cannot see is left to the repeat (``"auto"``, said so)."""
+    from weaknas_ray.engine import make_optimizer
+    from weaknas_ray.engine.base import PredictorOptimizer
+
+    search, out = config["search"], {}
+    for method in search["methods"]:
+        settings = driver_settings(method, method_settings(config, method), benchmark.oracle)
+        optimizer = make_optimizer(method, benchmark.space, search["max_sample"], search["seed"], **settings)
+        predictor = optimizer.new_predictor() if isinstance(optimizer, PredictorOptimizer) else None
+        if not hasattr(predictor, "dtype_choice"):
+            continue
+        try:
+            out[method] = predictor.dtype_choice()._asdict()
+        except ConfigError:
+            out[method] = {"dtype": predictor.dtype, "reason": f"decided by each repeat on {predictor.device}, "
+                           "which this process does not see"}
+    return out
+
+
 def _check_device(config: dict[str, Any], method: str, predictor) -> None:
     """A CUDA predictor needs GPUs: from ``ray.num_gpus_per_repeat``, else on this machine (local runs),
     checked here rather than in every worker."""

@@ -241,6 +241,9 @@ class PredictorOptimizer(Optimizer):
     predictor: str
     n_members: int
     predictor_params: dict
+    # NOTE: predictor name -> settings this method sets unless predictor_params name them (config
+    # resolution saves them too); e.g. weaknas-published keeps the MLP in float32.
+    predictor_defaults: dict[str, dict] = {}
 
     @abstractmethod
     def next_fit(self) -> FitData | None:

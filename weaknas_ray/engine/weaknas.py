@@ -433,13 +433,14 @@ class PublishedWeakNAS(WeakNAS):
     argument; only these defaults differ."""
 
     method = "weaknas-published"
+    predictor_defaults = {"mlp": {"dtype": "float32"}}  # the paper's float32 arithmetic on every machine
 
     def __init__(self, space, max_sample: int, seed: int, top_start: int = 100, top_end: int = 100,
                  target_scaling: str = "pool", stall_patience: int | None = None, predictor: str = "mlp",
-                 target_transform: str = "none", **settings):
+                 target_transform: str = "none", predictor_params: dict | None = None, **settings):
         super().__init__(space, max_sample, seed, top_start=top_start, top_end=top_end, target_scaling=target_scaling,
                          stall_patience=stall_patience, predictor=predictor, target_transform=target_transform,
-                         **settings)
+                         predictor_params={**self.predictor_defaults.get(predictor, {}), **(predictor_params or {})}, **settings)
 
 
 class WeakNASEI(WeakNAS):

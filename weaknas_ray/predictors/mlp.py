@@ -21,11 +21,17 @@ on their own data (G lockstep search repeats), equal to G separate fits.
 Two training steps use torch's private fast kernels, ``torch._fused_adam_`` and
 ``torch.ops.aten.threshold_backward``, when this torch has them and they behave as expected; otherwise
 public operations do the same arithmetic (see :func:`kernels`). The choice is made once, on first use.
+
+``dtype="auto"`` (the default) trains and predicts with bfloat16 matrix products where the device runs
+them fast (CPUs with AMX or AVX512-BF16, CUDA GPUs with bfloat16 tensor cores) and in float32
+elsewhere; see :func:`choose_dtype`. The choice is made once per process and device. In bfloat16 the
+weights, gradients and Adam moments stay float32; each step casts the weights once for its products.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
@@ -36,7 +42,8 @@ from weaknas_ray.exceptions import ConfigError
 from weaknas_ray.predictors._checks import check_fit_data, check_fitted, check_members, check_predict_data
 from weaknas_ray.predictors.base import PREDICT_BLOCK_ROWS, Predictor
 
-DTYPES = ("float32", "bfloat16")
+AUTO = "auto"
+DTYPES = (AUTO, "float32", "bfloat16")
 DEVICE_TYPES = ("cpu", "cuda")
 # NOTE: scikit-learn's AdamOptimizer defaults, which the method uses.
 _BETA1, _BETA2, _EPS = 0.9, 0.999, 1e-8
@@ -44,6 +51,16 @@ _BETA1, _BETA2, _EPS = 0.9, 0.999, 1e-8
 # 4,096 x E x 1000 float32 activations, 16 MiB per member). A GPU has the memory and launch latency that
 # favour 64x larger chunks (still block-aligned).
 _CHUNK_ROWS = {"cpu": PREDICT_BLOCK_ROWS, "cuda": 64 * PREDICT_BLOCK_ROWS}
+# NOTE: "auto" takes bfloat16 only where its matmul is at least this much faster than float32's: the
+# casts and the float32 Adam moments bfloat16 training keeps eat part of the gain.
+BF16_MIN_SPEEDUP = 2.0
+# NOTE: rows of the probe's products: a quick look at bfloat16, then a training batch of the method.
+_PROBE_ROWS = (8, 200)
+# NOTE: the quick look gives up on bfloat16 where its 8 rows, scaled linearly to 200, take this many
+# times float32's 200: a margin for load noise and for a fixed per-call cost, which that scaling inflates.
+_PROBE_GIVE_UP = 10.0
+# NOTE: CUDA compute capability from which GPUs have bfloat16 tensor cores (Ampere).
+_CUDA_BF16_CAPABILITY = (8, 0)
 
 
 class MLPEnsemble(Predictor):
@@ -59,7 +76,9 @@ class MLPEnsemble(Predictor):
         tol: least improvement of the epoch training loss that resets the patience counter.
         n_iter_no_change: patience in epochs (sklearn stops when the counter exceeds it).
         device: torch device string (``"cpu"``, ``"cuda"``, ``"cuda:1"``).
-        dtype: ``"float32"``, or ``"bfloat16"`` for autocast matrix products (weights and Adam stay float32).
+        dtype: ``"auto"`` (bfloat16 where the device runs it fast, else float32: :func:`choose_dtype`),
+            ``"float32"``, or ``"bfloat16"`` for the matrix products (as bfloat16 autocast computes them;
+            weights and Adam stay float32).
         threads: torch intra-op threads during fit/predict; ``None`` keeps the process setting (which Ray
             sets to the task's CPU count).
     """
@@ -75,7 +94,7 @@ class MLPEnsemble(Predictor):
         tol: float = 1e-4,
         n_iter_no_change: int = 10,
         device: str = "cpu",
-        dtype: str = "float32",
+        dtype: str = AUTO,
         threads: int | None = None,
     ) -> None:
         self.n_members = check_members(n_members, "mlp")
@@ -101,7 +120,8 @@ class MLPEnsemble(Predictor):
 
         Returns:
             self, with ``weights_`` / ``biases_`` (lists of ``(E, fan_in, fan_out)`` / ``(E, 1, fan_out)``
-            tensors), ``n_epochs_`` and ``loss_`` (``(E,)`` numpy: epochs run, last epoch's loss).
+            tensors), ``n_epochs_`` and ``loss_`` (``(E,)`` numpy: epochs run, last epoch's loss) and
+            ``compute_dtype_`` (the dtype it trained in, which :meth:`predict` uses too).
         """
         X, y = check_fit_data(X, y, "mlp")
         return self._fit_stacked(X[None], y[None], [seed])
@@ -156,12 +176,13 @@ class MLPEnsemble(Predictor):
         # NOTE: training data is small (n <= a few thousand rows); copying it to the device once is free.
         with _torch_threads(torch, self.threads):
             device = resolve_device(torch, self.device)
+            dtype = self.dtype_choice().dtype
             weights = [torch.as_tensor(w, device=device) for w, _ in init]
             biases = [torch.as_tensor(b, device=device) for _, b in init]
             epochs, losses = _train(
-                self, weights, biases, *(_read_only_tensor(torch, a, device) for a in (X, y, perms, group))
+                self, dtype, weights, biases, *(_read_only_tensor(torch, a, device) for a in (X, y, perms, group))
             )
-        self.weights_, self.biases_ = weights, biases
+        self.weights_, self.biases_, self.compute_dtype_ = weights, biases, dtype
         self.n_epochs_, self.loss_ = epochs, losses
         self.n_features_in_ = d
         return self
@@ -172,8 +193,16 @@ class MLPEnsemble(Predictor):
         part.weights_ = [w[start:stop] for w in self.weights_]
         part.biases_ = [b[start:stop] for b in self.biases_]
         part.n_epochs_, part.loss_ = self.n_epochs_[start:stop].copy(), self.loss_[start:stop].copy()
-        part.n_features_in_ = self.n_features_in_
+        part.n_features_in_, part.compute_dtype_ = self.n_features_in_, self.compute_dtype_
         return part
+
+    def dtype_choice(self) -> DtypeChoice:
+        """The dtype a fit runs in on this ensemble's device and why: ``dtype`` as set, or what ``"auto"``
+        chose there (:func:`choose_dtype`, measured once per process)."""
+        if self.dtype != AUTO:
+            return DtypeChoice(self.dtype, "set explicitly")
+        torch = _torch()
+        return choose_dtype(torch, resolve_device(torch, self.device), max(self.hidden))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predictions of every member, float32 ``(E, m)``, computed in chunks under inference mode."""
@@ -181,18 +210,22 @@ class MLPEnsemble(Predictor):
         torch = _torch()
         device = resolve_device(torch, self.device)
         chunk = _CHUNK_ROWS.get(device.type, _CHUNK_ROWS["cpu"])
-        with _torch_threads(torch, self.threads), torch.inference_mode(), _autocast(torch, device, self.dtype):
+        compute = getattr(torch, self.compute_dtype_)
+        with _torch_threads(torch, self.threads), torch.inference_mode():
             Xd = _read_only_tensor(torch, X, device)
+            # NOTE: bfloat16 copies made once per call, not per chunk (float32: no copy)
+            weights, biases = ([p.to(compute) for p in params] for params in (self.weights_, self.biases_))
             out = torch.empty((self.n_members, len(X)), dtype=torch.float32, device=device)
             for start in range(0, len(X), chunk):
-                h = Xd[start : start + chunk].expand(self.n_members, -1, -1)
-                for W, b in zip(self.weights_[:-1], self.biases_[:-1]):
+                h = Xd[start : start + chunk].to(compute).expand(self.n_members, -1, -1)
+                for W, b in zip(weights[:-1], biases[:-1]):
                     h = member_bmm(torch, h, W, b).relu_()
-                out[:, start : start + chunk] = member_bmm(torch, h, self.weights_[-1], self.biases_[-1])[..., 0]
+                out[:, start : start + chunk] = member_bmm(torch, h, weights[-1], biases[-1])[..., 0]
             return out.cpu().numpy()
 
     def get_state(self) -> dict:
-        """Constructor parameters and fitted weights as numpy float32 arrays (device-free, picklable)."""
+        """Constructor parameters, fitted weights as numpy float32 arrays and the dtype they were trained in
+        (device-free, picklable; a chunk task predicts in that dtype whatever its machine would choose)."""
         check_fitted(getattr(self, "n_features_in_", None), "mlp.get_state")
         return {
             "params": {k: getattr(self, k) for k in _PARAM_NAMES},
@@ -200,6 +233,7 @@ class MLPEnsemble(Predictor):
             "biases": [b.detach().float().cpu().numpy() for b in self.biases_],
             "n_epochs": self.n_epochs_.copy(),
             "loss": self.loss_.copy(),
+            "compute_dtype": self.compute_dtype_,
         }
 
     @classmethod
@@ -210,7 +244,7 @@ class MLPEnsemble(Predictor):
         model.weights_ = [torch.as_tensor(np.array(w, dtype=np.float32)) for w in state["weights"]]
         model.biases_ = [torch.as_tensor(np.array(b, dtype=np.float32)) for b in state["biases"]]
         model.n_epochs_, model.loss_ = np.array(state["n_epochs"]), np.array(state["loss"])
-        model.n_features_in_ = model.weights_[0].shape[1]
+        model.n_features_in_, model.compute_dtype_ = model.weights_[0].shape[1], state["compute_dtype"]
         return model
 
 
@@ -244,6 +278,88 @@ def resolve_device(torch, name: str):
     return device
 
 
+class DtypeChoice(NamedTuple):
+    """A compute dtype and why it was taken (shown in run summaries and ``weaknas-ray bench predictor``)."""
+
+    dtype: str
+    reason: str
+
+
+_DTYPE_CHOICES: dict[tuple[str, int], DtypeChoice] = {}
+
+
+def choose_dtype(torch, device, width: int) -> DtypeChoice:
+    """What ``dtype="auto"`` runs in on ``device`` for layers ``width`` wide, decided once per process.
+
+    CUDA: bfloat16 from compute capability 8.0 (bfloat16 tensor cores), else float32. CPU: a measured
+    probe (:func:`probe_bf16_speedup` on one thread), because CPU flags do not say how fast this torch's
+    kernels are: bfloat16 where its matmul is at least :data:`BF16_MIN_SPEEDUP` times float32's. Why cached: the
+    probe costs tens of milliseconds, a search fits hundreds of times.
+    """
+    key = (str(device), int(width))
+    if key not in _DTYPE_CHOICES:
+        _DTYPE_CHOICES[key] = _cuda_choice(torch, device) if device.type == "cuda" else _cpu_choice(torch, width)
+    return _DTYPE_CHOICES[key]
+
+
+def _cuda_choice(torch, device) -> DtypeChoice:
+    major, minor = torch.cuda.get_device_capability(device)
+    fast = (major, minor) >= _CUDA_BF16_CAPABILITY
+    return DtypeChoice("bfloat16" if fast else "float32", f"auto: CUDA compute capability {major}.{minor} "
+                       f"{'has' if fast else 'lacks'} bfloat16 tensor cores (from 8.0)")
+
+
+def _cpu_choice(torch, width: int) -> DtypeChoice:
+    wall, cpu = time.perf_counter(), time.process_time()
+    with _torch_threads(torch, 1):
+        speedup = probe_bf16_speedup(torch, width)
+    wall, cpu = (time.perf_counter() - wall) * 1e3, (time.process_time() - cpu) * 1e3
+    fast = speedup >= BF16_MIN_SPEEDUP
+    return DtypeChoice("bfloat16" if fast else "float32", f"auto: bfloat16 matmul {speedup:.2g}x float32's on this CPU "
+                       f"(1 thread; probe {wall:.0f} ms, {cpu:.0f} ms CPU; bfloat16 from {BF16_MIN_SPEEDUP:g}x)")
+
+
+def probe_bf16_speedup(torch, width: int) -> float:
+    """float32 time / bfloat16 time of a ``(200, width) x (width, width)`` CPU product (the predictor's
+    hidden layer on a training batch), each the best of a few after a warm-up, on the calling thread's
+    torch threads (:func:`choose_dtype` uses one: on a loaded machine several OpenMP threads starve, and a
+    kernel's speed per thread is what tells the dtypes apart).
+
+    Why a first look at 8 rows: where bfloat16 is emulated it runs about 40x slower. When 8 rows, scaled
+    to 200, stay :data:`_PROBE_GIVE_UP` times slower than float32 in 2 tries, the probe stops there
+    (within tens of milliseconds) with that scaled ratio, as emulated bfloat16 scales with the rows.
+    Where bfloat16 looks fast, float32 is timed again and its best time kept, so that a load spike
+    while float32 was timed cannot choose bfloat16.
+    """
+    a, w = torch.full((1, _PROBE_ROWS[1], width), 0.5), torch.full((1, width, width), 0.5)
+    f32 = _best_seconds(torch, a, w)
+    a16, w16 = a.bfloat16(), w.bfloat16()
+    scale = _PROBE_ROWS[1] / _PROBE_ROWS[0]
+    for _ in range(2):  # the first call may include the kernel's set-up
+        start = time.perf_counter()
+        torch.bmm(a16[:, : _PROBE_ROWS[0]], w16)
+        few = (time.perf_counter() - start) * scale
+        if few <= _PROBE_GIVE_UP * f32:
+            bf16 = _best_seconds(torch, a16, w16)
+            if f32 >= BF16_MIN_SPEEDUP * bf16:
+                f32 = min(f32, _best_seconds(torch, a, w, budget_s=0.02))
+            return f32 / bf16
+    return f32 / few
+
+
+def _best_seconds(torch, a, b, budget_s: float = 0.005) -> float:
+    """The fastest timed ``torch.bmm(a, b)`` after one untimed (kernel set-up) call: at least 2 timed,
+    more while they total under ``budget_s`` (a narrow layer's product takes microseconds, too few to
+    time once)."""
+    torch.bmm(a, b)
+    times: list[float] = []
+    while len(times) < 2 or sum(times) < budget_s:
+        start = time.perf_counter()
+        torch.bmm(a, b)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
 def _draw_member_randomness(seed: int, n_members: int, sizes: list[int], n: int, max_epochs: int):
     """Glorot-uniform init and per-epoch shuffles of every member, member ``i`` from ``seed + i``.
 
@@ -270,11 +386,12 @@ def _draw_member_randomness(seed: int, n_members: int, sizes: list[int], n: int,
     return init, perms
 
 
-def _train(model: MLPEnsemble, weights: list, biases: list, X, y, perms, group) -> tuple[np.ndarray, np.ndarray]:
+def _train(model: MLPEnsemble, dtype: str, weights: list, biases: list, X, y, perms, group) -> tuple[np.ndarray, np.ndarray]:
     """Adam over minibatches for all live members at once, in place on ``weights`` / ``biases``.
 
     Args:
         model: supplies the hyper-parameters.
+        dtype: the compute dtype of the matrix products, ``"float32"`` or ``"bfloat16"``.
         weights: per layer ``(E, fan_in, fan_out)`` tensors, updated in place (stopped members frozen).
         biases: per layer ``(E, 1, fan_out)`` tensors, likewise.
         X: ``(G, n, d)`` tensor on the device; y: ``(G, n)`` tensor; perms: ``(max_epochs, E, n)`` int64
@@ -297,7 +414,8 @@ def _train(model: MLPEnsemble, weights: list, biases: list, X, y, perms, group) 
     n_epochs = np.full(n_members, model.max_epochs)
     losses = np.zeros(n_members)
     step = 0
-    with torch.no_grad(), _autocast(torch, X.device, model.dtype):
+    compute = getattr(torch, dtype)
+    with torch.no_grad():
         for epoch in range(model.max_epochs):
             order = perms[epoch, live]
             data = group[live].unsqueeze(-1)  # (live, 1): each live member's data set
@@ -305,7 +423,7 @@ def _train(model: MLPEnsemble, weights: list, biases: list, X, y, perms, group) 
             for start in range(0, n, batch):
                 idx = order[:, start : start + batch]
                 step += 1
-                loss, grads = _loss_and_grads(state["params"], X[data, idx], y[data, idx].unsqueeze(-1), model.alpha)
+                loss, grads = _loss_and_grads(state["params"], X[data, idx], y[data, idx].unsqueeze(-1), model.alpha, compute)
                 total += loss * idx.shape[1]
                 _adam_step(torch, state, grads, model.lr, step, model.alpha / idx.shape[1])
             epoch_loss = total / n
@@ -326,13 +444,16 @@ def _train(model: MLPEnsemble, weights: list, biases: list, X, y, perms, group) 
     return n_epochs, losses
 
 
-def _loss_and_grads(params: list, xb, yb, alpha: float):
+def _loss_and_grads(params: list, xb, yb, alpha: float, compute=None):
     """sklearn's ``_backprop`` for a batch of members.
 
     Args:
         params: weights (L of ``(E, fan_in, fan_out)``) then biases (L of ``(E, 1, fan_out)``).
         xb: ``(E, b, d)`` batch inputs; yb: ``(E, b, 1)`` targets.
         alpha: L2 penalty.
+        compute: torch dtype of the matrix products (default: the parameters'). bfloat16 gives what
+            bfloat16 autocast gives, bit for bit, but casts each weight once per step where autocast
+            casts it for the forward and again for the backward product.
 
     Returns:
         ``(loss (E,), grads)`` with grads in the order of ``params``, WITHOUT the L2 term
@@ -341,22 +462,24 @@ def _loss_and_grads(params: list, xb, yb, alpha: float):
     """
     torch = _torch()
     n_layers = len(params) // 2
-    weights, biases = params[:n_layers], params[n_layers:]
+    masters = params[:n_layers]
+    compute = compute or masters[0].dtype
+    weights, biases = ([p.to(compute) for p in part] for part in (masters, params[n_layers:]))  # float32: no copy
     b = xb.shape[1]
-    acts = [xb]
+    acts = [xb.to(compute)]
     for W, bias in zip(weights[:-1], biases[:-1]):
         acts.append(member_bmm(torch, acts[-1], W, bias).relu_())
     diff = member_bmm(torch, acts[-1], weights[-1], biases[-1]).to(yb.dtype) - yb
-    sq_weights = sum(torch.linalg.vector_norm(W, dim=(1, 2)).square() for W in weights)
+    sq_weights = sum(torch.linalg.vector_norm(W, dim=(1, 2)).square() for W in masters)
     loss = 0.5 * diff.square().mean(dim=(1, 2)) + (0.5 * alpha / b) * sq_weights
     delta = diff / b
     grad_w, grad_b = [None] * n_layers, [None] * n_layers
     for layer in range(n_layers - 1, -1, -1):
-        # NOTE: under bfloat16 autocast the products come back in bf16; Adam runs in the weights' dtype.
-        grad_w[layer] = member_bmm(torch, acts[layer].transpose(1, 2), delta).to(weights[layer].dtype)
-        grad_b[layer] = delta.sum(dim=1, keepdim=True).to(weights[layer].dtype)
+        # NOTE: in bfloat16 the products come back in bfloat16; Adam runs in the master weights' dtype.
+        grad_w[layer] = member_bmm(torch, acts[layer].transpose(1, 2), delta.to(compute)).to(masters[layer].dtype)
+        grad_b[layer] = delta.sum(dim=1, keepdim=True).to(masters[layer].dtype)
         if layer:
-            delta = kernels(torch).relu_backward(torch, member_bmm(torch, delta, weights[layer].transpose(1, 2)), acts[layer])
+            delta = kernels(torch).relu_backward(torch, member_bmm(torch, delta.to(compute), weights[layer].transpose(1, 2)), acts[layer])
     return loss, grad_w + grad_b
 
 
@@ -493,10 +616,6 @@ def _read_only_tensor(torch, array: np.ndarray, device):
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         return torch.as_tensor(array, device=device)
 
-
-def _autocast(torch, device, dtype: str):
-    """bfloat16 autocast of the matrix products when asked, a no-op context for float32."""
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=dtype == "bfloat16")
 
 
 def _torch():

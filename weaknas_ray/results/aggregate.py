@@ -158,7 +158,10 @@ def summary_table(summary: dict[str, Any]) -> str:
     header = (f"{'method':<{width}} {'repeats':>7} {'queries':>8} {'best reported (mean +/- std)':>30} "
               f"{_REGRET_LABEL[summary.get('regret', 'difference')]:>16} "
               f"{'reported optimum: found, q mean/med':>36} {'search optimum: found, q mean/med':>34}")
-    lines = [f"note: {note}" for note in summary.get("notes", [])] + [header, "-" * len(header)]
+    lines = [f"note: {note}" for note in summary.get("notes", [])]
+    lines += [f"note: {method} predictor in {choice['dtype']} ({choice['reason']})"
+              for method, choice in summary.get("predictor_dtype", {}).items()]
+    lines += [header, "-" * len(header)]
     for method, s in summary["methods"].items():
         best, final_regret = s["final_best_reported"], s.get("final_regret")
         lines.append(

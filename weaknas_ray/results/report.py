@@ -42,7 +42,8 @@ def write_report(
         regret_kind = meta.get("regret", "difference")
         summary = summarize(results, store.final_top1(), max_sample, meta.get("optimum_indices"), optimum,
                             meta.get("search_optimum_indices"), regret_kind, meta.get("notes"))
-        summary = {"name": config["name"], "benchmark": meta.get("benchmark"), **summary}
+        summary = {"name": config["name"], "benchmark": meta.get("benchmark"), **summary,
+                   "predictor_dtype": meta.get("predictor_dtype", {})}
         write_text(store.root / "summary.json", json.dumps(summary, indent=2))
         plot_curves({"": (results, max_sample)}, store.root / "curves.png", optimum, log_x, regret_kind)
         if dynamics:
