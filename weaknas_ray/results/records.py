@@ -255,7 +255,8 @@ class RunStore:
                 continue
             method, _, repeat = stem.rpartition("__r")
             done.add((method, int(repeat)))
-            rebuilt[stem] = self._digests(stem)
+            if index is None:  # the index is rebuilt from these (with one, _check has hashed them)
+                rebuilt[stem] = self._digests(stem)
         if changed and (done or index is not None):
             write_text(self.repeats_dir / INDEX, json.dumps(rebuilt if index is None else index, indent=1))
         return done
