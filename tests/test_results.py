@@ -387,7 +387,7 @@ def test_write_report_from_the_folder_alone(tmp_path):
 
 
 def test_summary_says_which_dtype_each_mlp_runs_in_and_why(tmp_path):
-    from weaknas_ray.drivers.repeats import predictor_dtypes
+    from weaknas_ray.drivers.repeats import check_methods, predictor_dtypes
     from weaknas_ray.interfaces import Benchmark
     from weaknas_ray.spaces import ArraySpace, TableOracle
 
@@ -396,7 +396,7 @@ def test_summary_says_which_dtype_each_mlp_runs_in_and_why(tmp_path):
                       TableOracle(acc, acc))
     config = load_config(overrides={"search.methods": ["weaknas", "weaknas-ei", "random"], "search.max_sample": 20,
                                     "methods.weaknas": {"predictor": "mlp", "predictor_params": {"dtype": "bfloat16"}}})
-    dtypes = predictor_dtypes(config, bench)
+    dtypes = predictor_dtypes(check_methods(config, bench))
     assert dtypes["weaknas"] == {"dtype": "bfloat16", "reason": "set explicitly"} and set(dtypes) == {"weaknas", "weaknas-ei"}
     assert dtypes["weaknas-ei"]["dtype"] in ("float32", "bfloat16") and dtypes["weaknas-ei"]["reason"].startswith("auto: ")
     store = RunStore(tmp_path)

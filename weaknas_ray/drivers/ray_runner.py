@@ -194,14 +194,14 @@ def run_search(
     store = RunStore(config["output"])
     benchmark = benchmark if benchmark is not None else load_configured_benchmark(config, allow_loaders)
     oracle = benchmark.oracle
-    check_methods(config, benchmark)
+    predictors = check_methods(config, benchmark)
     probe_address(config["ray"])
     try:
         optimum_targets(oracle, config["search"]["stop_at_optimum"])
     except WeakNASError as exc:
         raise ConfigError(f"search.{exc}") from None
     with store.lock():  # one writer per output folder
-        store.prepare(config, _meta(benchmark, predictor_dtypes(config, benchmark)))
+        store.prepare(config, _meta(benchmark, predictor_dtypes(predictors)))
         done = store.finished()
         tasks = plan_tasks(config, done)
         echo(f"results: {store.root.resolve()} ({counted(len(done), 'repeat')} already done, {len(tasks)} to run)")

@@ -126,9 +126,12 @@ def _label(frame, task: RepeatTask, space):
     return frame
 
 
-def check_methods(config: dict[str, Any], benchmark) -> None:
+def check_methods(config: dict[str, Any], benchmark) -> dict[str, Any]:
     """Build every method's optimizer and predictor once, so that a bad setting stops the run before its
     output folder is written or Ray starts (a worker would only fail with it, repeat after repeat).
+
+    Returns:
+        ``{method: unfitted predictor}`` of the run's methods (``search.methods``) that fit one.
 
     Raises:
         ConfigError: naming the key (``search.max_sample``, ``methods.<m>...``).
@@ -139,28 +142,27 @@ def check_methods(config: dict[str, Any], benchmark) -> None:
     search, n_pool = config["search"], len(benchmark.space)
     if search["max_sample"] > n_pool:
         raise ConfigError(f"search.max_sample: {search['max_sample']} exceeds the pool of {n_pool} architectures")
+    predictors = {}
     for method in dict.fromkeys([*search["methods"], *config["methods"]]):  # unused sections too: no typo hides
         settings = driver_settings(method, method_settings(config, method), benchmark.oracle)
         try:
             optimizer = make_optimizer(method, benchmark.space, search["max_sample"], search["seed"], **settings)
             if isinstance(optimizer, PredictorOptimizer):
-                _check_device(config, method, optimizer.new_predictor())
+                predictor = optimizer.new_predictor()
+                _check_device(config, method, predictor)
+                if method in search["methods"]:
+                    predictors[method] = predictor
         except WeakNASError as exc:
             raise ConfigError(_key_path(method, str(exc))) from exc
+    return predictors
 
 
-def predictor_dtypes(config: dict[str, Any], benchmark) -> dict[str, dict[str, str]]:
-    """``{method: {"dtype", "reason"}}`` for each method of ``search.methods`` whose predictor picks a compute
-    dtype (the MLP's ``dtype``), as this process decides it; repeat actors on machines of this kind decide
-    alike. A GPU this process cannot see is left to the repeat (``"auto"``, said so)."""
-    from weaknas_ray.engine import make_optimizer
-    from weaknas_ray.engine.base import PredictorOptimizer
-
-    search, out = config["search"], {}
-    for method in search["methods"]:
-        settings = driver_settings(method, method_settings(config, method), benchmark.oracle)
-        optimizer = make_optimizer(method, benchmark.space, search["max_sample"], search["seed"], **settings)
-        predictor = optimizer.new_predictor() if isinstance(optimizer, PredictorOptimizer) else None
+def predictor_dtypes(predictors: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """``{method: {"dtype", "reason"}}`` for each of ``predictors`` (:func:`check_methods`) that picks a
+    compute dtype (the MLP's ``dtype``), as this process decides it; repeat actors on machines of this kind
+    decide alike. A GPU this process cannot see is left to the repeat (``"auto"``, said so)."""
+    out = {}
+    for method, predictor in predictors.items():
         if not hasattr(predictor, "dtype_choice"):
             continue
         try:

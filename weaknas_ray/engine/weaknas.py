@@ -51,12 +51,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from weaknas_ray.arguments import check_arguments
 from weaknas_ray.acquisition import ChunkResult, ScoreRequest, incumbent, score_pool, uniform_from_top
 from weaknas_ray.engine.base import FitData, PredictorOptimizer
 from weaknas_ray.engine.schedule import query_sizes, top_n_schedule
 from weaknas_ray.exceptions import ConfigError
-from weaknas_ray.predictors import Predictor, make_predictor, predictor_class
+from weaknas_ray.predictors import Predictor, check_predictor_params, make_predictor
 
 KEEP_OLD = ("all", "top", "none")
 TARGET_SCALING = ("pool", "initial", "train")
@@ -230,9 +229,8 @@ class WeakNAS(PredictorOptimizer):
     def _check_predictor_params(self, chosen_by_auto: bool) -> None:
         """Refuse ``predictor_params`` the predictor does not take before anything runs; under ``"auto"``
         the message says which predictor was chosen and how to name another."""
-        settings = {"n_members": self.n_members, **self.predictor_params}
         try:
-            check_arguments(predictor_class(self.predictor), settings, "predictor_params", f"predictor {self.predictor!r}", counts=True)
+            check_predictor_params(self.predictor, {"n_members": self.n_members, **self.predictor_params})
         except ConfigError as err:
             if not chosen_by_auto:
                 raise

@@ -38,9 +38,14 @@ def make_predictor(name: str, **params: Any) -> Predictor:
         ConfigError: unknown name, or a parameter its constructor does not take (listing those it takes),
             of the wrong type or out of range.
     """
-    cls = predictor_class(name)
-    check_arguments(cls, params, "predictor_params", f"predictor {name!r}", counts=True)
-    return cls(**params)
+    check_predictor_params(name, params)
+    return predictor_class(name)(**params)
 
 
-__all__ = ["PREDICTORS", "Predictor", "make_predictor", "predictor_class"]
+def check_predictor_params(name: str, params: dict[str, Any]) -> None:
+    """Raise ConfigError for constructor ``params`` that predictor ``name`` does not take (listing those it
+    takes), or of the wrong type or out of range, without building it."""
+    check_arguments(predictor_class(name), params, "predictor_params", f"predictor {name!r}", counts=True)
+
+
+__all__ = ["PREDICTORS", "Predictor", "check_predictor_params", "make_predictor", "predictor_class"]
