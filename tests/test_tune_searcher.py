@@ -373,6 +373,7 @@ def test_killed_run_restored_finishes_budget_without_duplicates(nb201, nb201_roo
 
 def test_cli_tune_runs_a_small_experiment(nb201, nb201_root, ray_session, quiet_tune, tmp_path, capsys):
     from weaknas_ray.cli import main
+    from weaknas_ray.results.records import RunStore
 
     overrides = [
         f"benchmark.data_dir={nb201_root}", "search.max_sample=6", "search.init_sample=3", "search.sample_each_iter=3",
@@ -382,20 +383,47 @@ def test_cli_tune_runs_a_small_experiment(nb201, nb201_root, ray_session, quiet_
     args = ["tune", "--config", str(CONFIG), *[f"--set={o}" for o in overrides]]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "6 trials in" in out and "best val_acc" in out
+    assert "repeat 0 (seed 0): 6 trials in" in out and "search optimum: found" in out
     assert f"benchmark optimum: search {nb201.oracle.optimum[0]:.4f}" in out  # 91.6067 on the real table
-    assert main([*args, "--set=tune.resume=true"]) == 0  # restores the finished experiment: no new trials
-    assert "6 trials in" in capsys.readouterr().out
+    rows = RunStore(tmp_path / "exp").results()  # the records of weaknas-ray run, readable by report
+    assert rows["query"].tolist() == list(range(1, 7)) and rows["iteration"].tolist() == [0, 0, 0, 1, 1, 1]
+    assert (tmp_path / "exp" / "summary.json").is_file() and (tmp_path / "exp" / "curves.png").is_file()
+    assert main([*args, "--set=tune.resume=true", "--set=search.repeats=2"]) == 0  # repeat 0 kept, repeat 1 run
+    out = capsys.readouterr().out
+    assert "1 repeat already done, 1 to run" in out and "repeat 1 (seed 1): 6 trials in" in out
     assert main(args) == 2  # a new run into it would add every architecture a second time
     assert "already holds an experiment; resume it with --set tune.resume=true" in capsys.readouterr().err
-    state = max((tmp_path / "exp").glob("searcher-state-*.pkl"))
+    experiment = tmp_path / "exp" / "tune_r0001"
+    (tmp_path / "exp" / "repeats" / "weaknas__r0001.parquet").unlink()  # killed after Tune saved, before the records
+    state = max(experiment.glob("searcher-state-*.pkl"))
     state.write_bytes(b"")  # what a kill in the middle of Tune's copy to storage leaves
-    assert main([*args, "--set=tune.resume=true"]) == 2
+    assert main([*args, "--set=tune.resume=true", "--set=search.repeats=2"]) == 2
     assert f"{state.name} is empty" in capsys.readouterr().err
-    for path in (tmp_path / "exp").glob("*state*"):
+    for path in experiment.glob("*state*"):
         path.unlink()  # killed before Tune saved any state: it restarts the experiment from its tuner.pkl
-    assert main([*args, "--set=tune.resume=true"]) == 2
+    assert main([*args, "--set=tune.resume=true", "--set=search.repeats=2"]) == 2
     assert "not search.max_sample = 6: its saved state was incomplete" in capsys.readouterr().err
+
+
+def test_cli_tune_rows_equal_the_core_runners(ray_session, quiet_tune, tmp_path, capsys):
+    """Through Tune (WeakNASSearcher, a lookup trainable, trials in parallel) a seed queries exactly the
+    architectures of the Core runner's repeat, batch by batch: the two paths are one search."""
+    from weaknas_ray.benchmarks.registry import load_benchmark
+    from weaknas_ray.cli import main
+    from weaknas_ray.drivers.repeats import RepeatTask, run_one_repeat
+    from weaknas_ray.results.records import RunStore
+
+    overrides = ["search.max_sample=30", "search.repeats=2", "search.seed=5", f"output={tmp_path / 'exp'}",
+                 "tune.cpus_per_trial=0.5"]  # fmt: skip
+    assert main(["tune", "--config", "tune_hpolib_protein", *[f"--set={o}" for o in overrides]]) == 0
+    assert "repeat 1 (seed 6): 30 trials" in capsys.readouterr().out
+    tuned = RunStore(tmp_path / "exp").results()
+    bench = load_benchmark("hpolib", dataset="protein_structure")
+    for repeat, seed in ((0, 5), (1, 6)):
+        core, _ = run_one_repeat(bench, RepeatTask("weaknas", repeat, seed, 30))
+        mine = tuned[tuned["repeat"] == repeat].reset_index(drop=True)
+        columns = ["method", "seed", "iteration", "query", "arch_index", "search_value", "best_reported_so_far"]
+        assert mine[columns].equals(core[columns])
 
 
 def test_space_from_tuner_param_space():

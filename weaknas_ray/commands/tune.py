@@ -5,12 +5,18 @@ The lookup trainable stands in for real training: replace :func:`lookup_trainabl
 builds and trains the network described by the config (``config["arch"]`` or its fields) and calls
 ``tune.report`` with the same metric name. The config is ``run``'s (``weaknas_ray.config``: the
 same loading, schema, ``--set`` and ``--output``), with one method in ``search.methods`` and the ``tune``
-section; ``output`` is the Tune experiment folder (see ``configs/tune_nasbench201.yaml``).
+section. Each of ``search.repeats`` repeats (seed ``search.seed + r``) is one Tune experiment,
+``<output>/tune_r<rrrr>``; ``output`` also holds the run's records as ``weaknas-ray run`` writes them
+(``results.parquet``, ``summary.json``, ``curves.png``; docs/output.md), so ``weaknas-ray report`` compares
+the Tune path with Core runs (see ``configs/tune_nasbench201.yaml``, ``configs/tune_hpolib_protein.yaml``).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
+from pathlib import Path
 from typing import Any
 
 from weaknas_ray.config import load_config, method_settings
@@ -18,8 +24,9 @@ from weaknas_ray.exceptions import ConfigError, RunStateError
 
 # NOTE: the config `weaknas-ray tune` runs without --config (a shipped one).
 DEFAULT_CONFIG = "tune_nasbench201"
-# NOTE: what lookup_trainable reports (a metric it does not report would fail every trial).
-METRICS = ("val_acc", "test_acc")
+# NOTE: what lookup_trainable reports (a metric it does not report would fail every trial): the
+# benchmark's search and reported values, also under NAS-Bench-201's names.
+METRICS = ("search_value", "reported_value", "val_acc", "test_acc")
 
 
 def load_tune_config(path: str | None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -48,7 +55,8 @@ def lookup_trainable(config: dict[str, Any], benchmark) -> None:
         benchmark: the :class:`~weaknas_ray.interfaces.Benchmark` (passed with
             ``tune.with_parameters``, so it is shipped to the workers once).
 
-    Reports ``val_acc`` (the search signal), ``test_acc`` (the reported metric) and ``arch_index``.
+    Reports ``search_value`` (the search signal, also as ``val_acc``), ``reported_value`` (the reported
+    metric, also as ``test_acc``) and ``arch_index``.
     """
     from ray import tune
 
@@ -57,7 +65,9 @@ def lookup_trainable(config: dict[str, Any], benchmark) -> None:
     else:
         index = benchmark.space.index_of({key: config[key] for key in benchmark.space.param_choices()})
     values = benchmark.oracle.evaluate([index])
-    tune.report({"val_acc": float(values.search[0]), "test_acc": float(values.reported[0]), "arch_index": index})
+    search, reported = float(values.search[0]), float(values.reported[0])
+    tune.report({"search_value": search, "reported_value": reported, "val_acc": search, "test_acc": reported,
+                 "arch_index": index})  # fmt: skip
 
 
 def make_tuner(
@@ -98,14 +108,15 @@ def make_trainable(benchmark, cpus_per_trial: float):
     return tune.with_resources(tune.with_parameters(lookup_trainable, benchmark=benchmark), {"cpu": cpus_per_trial})
 
 
-def make_searcher(config: dict[str, Any], space):
-    """The ``WeakNASSearcher`` a tune config describes, over ``space``."""
+def make_searcher(config: dict[str, Any], space, seed: int | None = None):
+    """The ``WeakNASSearcher`` a tune config describes, over ``space`` (seeded by ``seed``, default
+    ``search.seed``)."""
     from weaknas_ray.drivers.tune_searcher import WeakNASSearcher
 
     search, tune_settings, method = config["search"], config["tune"], config["search"]["methods"][0]
     return WeakNASSearcher(
         space, metric=tune_settings["metric"], mode=tune_settings["mode"], max_sample=search["max_sample"],
-        method=method, seed=search["seed"], fit_in_task=tune_settings["fit_in_task"], **method_settings(config, method),
+        method=method, seed=search["seed"] if seed is None else seed, fit_in_task=tune_settings["fit_in_task"], **method_settings(config, method),
     )  # fmt: skip
 
 
@@ -156,29 +167,27 @@ def check_complete(results, max_sample: int, folder: str) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run (or resume) the Tuner the config describes and print the best architecture found."""
-    import os
-    from pathlib import Path
-
+    """Run (or resume) one Tune experiment per repeat, record each as a run's repeat, and print the summary."""
     import ray
-    from ray import tune
 
     from weaknas_ray.benchmarks.registry import load_benchmark
-
     from weaknas_ray.commands.run import parse_set, refuse_unlisted_methods
-    from weaknas_ray.results.records import check_output_path
+    from weaknas_ray.drivers.ray_runner import run_meta
+    from weaknas_ray.results.aggregate import counted, summary_table
+    from weaknas_ray.results.records import RunStore, check_output_path
+    from weaknas_ray.results.report import write_report
 
     overrides = parse_set(args.set)
     config = load_tune_config(args.config, {"output": args.output, **overrides})
     refuse_unlisted_methods(overrides, config["search"]["methods"])
-    settings = config["tune"]
-    output = Path(config["output"]).expanduser().resolve()  # the experiment folder: <storage_path>/<name>
+    output = Path(config["output"]).expanduser().resolve()
     check_output_path(output)
-    settings["storage_path"], name = str(output.parent), output.name
-    folder = str(output)
-    if settings["resume"] and not tune.Tuner.can_restore(folder):
+    store = RunStore(output)
+    if not config["tune"]["resume"]:
+        check_fresh(str(output))
+    elif not (output / "config.yaml").is_file():
         raise RunStateError(
-            f"tune.resume: {folder} holds no Tune experiment to resume; check --output (or name), or drop "
+            f"tune.resume: {output} holds no Tune experiment to resume; check --output (or name), or drop "
             "tune.resume=true to start a new experiment there"
         )
     options = dict(config["benchmark"])
@@ -186,23 +195,63 @@ def main(args: argparse.Namespace) -> int:
     if not ray.is_initialized():
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         ray.init(address=config["ray"]["address"] or "local", num_cpus=config["ray"]["num_cpus"], include_dashboard=False)
-    if settings["resume"]:
-        check_restorable(folder)
-        tuner = tune.Tuner.restore(folder, trainable=make_trainable(benchmark, settings["cpus_per_trial"]))
-    else:
-        check_fresh(folder)
-        tuner = make_tuner(benchmark, make_searcher(config, benchmark.space), settings, name)
-    results = tuner.fit()
-    check_complete(results, config["search"]["max_sample"], folder)
-    best = results.get_best_result(metric=settings["metric"], mode=settings["mode"])
-    print(
-        f"{len(results)} trials in {folder}\n"
-        f"best {settings['metric']} {best.metrics[settings['metric']]:.4f}: test_acc {best.metrics['test_acc']:.4f}, "
-        f"arch_index {best.metrics['arch_index']} {benchmark.space.arch_str(best.metrics['arch_index'])}"
-    )
+    method, repeats = config["search"]["methods"][0], config["search"]["repeats"]
+    with store.lock():
+        store.prepare(config, run_meta(benchmark, {}))
+        done = store.finished()
+        print(f"results: {output} ({counted(len(done), 'repeat')} already done, {repeats - len(done)} to run)")
+        for repeat in range(repeats):
+            if (method, repeat) not in done:
+                rows = run_tune_repeat(config, benchmark, repeat, output / f"tune_r{repeat:04d}")
+                store.write_repeat(method, repeat, rows, None)
+        store.merge()
+    summary = write_report(store, benchmark, dynamics=False)
+    print(summary_table(summary))
     if benchmark.oracle.optimum is not None:
         print(f"benchmark optimum: search {benchmark.oracle.optimum[0]:.4f}, reported {benchmark.oracle.optimum[1]:.4f}")
+    print(f"results written to {output}")
     return 0
+
+
+def run_tune_repeat(config: dict[str, Any], benchmark, repeat: int, folder: Path):
+    """Repeat ``repeat`` (seed ``search.seed + repeat``) as the Tune experiment ``folder``, resumed there
+    with ``tune.resume``; returns its query rows as the Core runner writes them (same columns, query order,
+    iterations), read from the searcher state Tune saved at the end.
+
+    The searcher state is a pickle: it is read from a folder this command has just written, or from the
+    one the user asked to resume (which ``Tuner.restore`` unpickles anyway).
+    """
+    import numpy as np
+    from ray import tune
+
+    from weaknas_ray.drivers.loop import RepeatLog
+    from weaknas_ray.drivers.repeats import RepeatTask, label_rows
+
+    search, settings = config["search"], dict(config["tune"])
+    seed = search["seed"] + repeat
+    oracle = benchmark.oracle.for_repeat(seed)
+    bench = dataclasses.replace(benchmark, oracle=oracle)
+    settings["storage_path"], name = str(folder.parent), folder.name
+    log = RepeatLog(oracle)
+    if settings["resume"] and tune.Tuner.can_restore(str(folder)):
+        check_restorable(str(folder))
+        tuner = tune.Tuner.restore(str(folder), trainable=make_trainable(bench, settings["cpus_per_trial"]))
+    else:
+        check_fresh(str(folder))
+        tuner = make_tuner(bench, make_searcher(config, bench.space, seed), settings, name)
+    results = tuner.fit()
+    check_complete(results, search["max_sample"], str(folder))
+    searcher = make_searcher(config, bench.space, seed)
+    searcher.restore_from_dir(str(folder))
+    history = searcher.optimizer.history
+    indices, iterations = np.asarray(history.indices, dtype=np.int64), np.asarray(history.iterations)
+    for iteration in dict.fromkeys(iterations.tolist()):
+        idx = indices[iterations == iteration]
+        log.record(iteration, idx, oracle.evaluate(idx))
+    rows = label_rows(log.frame(), RepeatTask(search["methods"][0], repeat, seed, search["max_sample"]), bench.space)
+    best = rows["best_search_so_far"].iloc[-1]
+    print(f"repeat {repeat} (seed {seed}): {len(results)} trials in {folder}, best search value {best:.4f}")
+    return rows
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -95,6 +95,7 @@ class RepeatLog:
         self.start = time.perf_counter()
         self.batches = []
         self.best_search = self.best_reported = -np.inf
+        self.n_queries = 0
 
     def evaluate(self, optimizer: Optimizer, idx: np.ndarray) -> bool:
         """Evaluate and tell ``optimizer`` the batch ``idx`` it just asked (int64 ``(k,)``), recording its rows.
@@ -106,8 +107,6 @@ class RepeatLog:
         Raises:
             WeakNASError: ``idx`` is empty although the budget is not spent.
         """
-        import pandas as pd
-
         if idx.size == 0:
             raise WeakNASError(
                 f"{optimizer.method}: ask() returned no architectures with {optimizer.n_told} of "
@@ -116,9 +115,16 @@ class RepeatLog:
         iteration = optimizer.iteration
         ev = self.oracle.evaluate(idx)
         optimizer.tell(idx, ev.search)
+        return self.record(iteration, idx, ev)
+
+    def record(self, iteration: int, idx: np.ndarray, ev) -> bool:
+        """Record the rows of batch ``idx`` of ``iteration``, its evaluation ``ev`` already told (drivers
+        that ask and tell elsewhere, as Tune does, record their batches here); returns as :meth:`evaluate`."""
+        import pandas as pd
+
         search = np.asarray(ev.search, dtype=np.float64)
         reported = np.asarray(ev.reported, dtype=np.float64)
-        first = optimizer.n_told - idx.size + 1
+        first = self.n_queries + 1
         batch = pd.DataFrame(
             {
                 "iteration": np.full(idx.size, iteration, dtype=np.int64),
@@ -137,6 +143,7 @@ class RepeatLog:
             batch[name] = np.asarray(values, dtype=np.float64)
         self.best_search = float(batch["best_search_so_far"].iloc[-1])
         self.best_reported = float(batch["best_reported_so_far"].iloc[-1])
+        self.n_queries += idx.size
         self.batches.append(batch)
         if self.on_batch is not None:
             self.on_batch(batch)

@@ -201,7 +201,7 @@ def run_search(
     except WeakNASError as exc:
         raise ConfigError(f"search.{exc}") from None
     with store.lock():  # one writer per output folder
-        store.prepare(config, _meta(benchmark, predictor_dtypes(predictors)))
+        store.prepare(config, run_meta(benchmark, predictor_dtypes(predictors)))
         done = store.finished()
         tasks = plan_tasks(config, done)
         echo(f"results: {store.root.resolve()} ({counted(len(done), 'repeat')} already done, {len(tasks)} to run)")
@@ -220,7 +220,8 @@ def run_search(
     return RunOutcome(store.root, len(tasks) - len(failures), len(done), failures, benchmark)
 
 
-def _meta(benchmark, dtypes: dict[str, dict[str, str]]) -> dict[str, Any]:
+def run_meta(benchmark, dtypes: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """The ``meta.json`` of a run's folder (what ``report`` needs without the benchmark)."""
     oracle = benchmark.oracle
     optimum = oracle.optimum
 

@@ -92,7 +92,7 @@ def _outcome(task: RepeatTask, optimizer, oracle, rows, space):
     """``(rows, final_top1)`` of a finished repeat, labelled (see :func:`run_repeats`)."""
     import pandas as pd
 
-    rows = _label(rows, task, space)
+    rows = label_rows(rows, task, space)
     final = None
     top = optimizer.final_prediction()
     if top is not None:
@@ -110,11 +110,11 @@ def _outcome(task: RepeatTask, optimizer, oracle, rows, space):
         )
         for name, values in ev.extra.items():
             final[name] = np.asarray(values, dtype=np.float64)
-        final = _label(final, task, space)
+        final = label_rows(final, task, space)
     return rows, final
 
 
-def _label(frame, task: RepeatTask, space):
+def label_rows(frame, task: RepeatTask, space):
     """``frame`` with ``method, repeat, seed`` in front and ``arch`` plus ``space.describe`` columns."""
     idx = frame["arch_index"].to_numpy(dtype=np.int64)
     frame.insert(0, "seed", task.seed)
