@@ -313,3 +313,16 @@ def test_digits_example_runs_every_method(ray_session, tmp_path):
     for method in METHODS:
         rows = run_one(method, **tiny, searcher_settings=settings.get(method))
         assert len(rows) == 4 and 0 < best_so_far(rows)[-1] <= 100
+
+
+def test_digits_main_runs_the_chosen_methods_with_searcher_settings(ray_session, tmp_path, capsys):
+    from weaknas_ray.examples.digits import main
+
+    args = ["--trials", "4", "--seeds", "0", "--epochs", "1", "--cpus-per-trial", "0.5", "--storage", str(tmp_path),
+            "--methods", "weaknas", "--searcher-settings", "{pool_size: 100, init_sample: 2, sample_each_iter: 2}"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "seed 0 weaknas: best val_acc" in out and "| weaknas |" in out and "optuna" not in out
+    with pytest.raises(SystemExit):
+        main([*args[:-1], "[sample_each_iter]"])  # not a mapping
+    assert "expected a mapping" in capsys.readouterr().err

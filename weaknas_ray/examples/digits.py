@@ -144,6 +144,16 @@ def best_so_far(rows: list[dict[str, float]]) -> np.ndarray:
     return np.maximum.accumulate(np.nan_to_num([r["val_acc"] for r in rows], nan=0.0))
 
 
+def _settings(text: str) -> dict[str, Any]:
+    """``--searcher-settings``: a YAML mapping (safe_load)."""
+    import yaml
+
+    value = yaml.safe_load(text)
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a mapping such as '{{sample_each_iter: 2}}', got {text!r}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     import os
     import tempfile
@@ -158,17 +168,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpus-per-trial", type=float, default=DEFAULTS["cpus_per_trial"])
     parser.add_argument("--num-cpus", type=int, default=None)
     parser.add_argument("--storage", default=None, help="Tune storage folder (default: a temporary one)")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument("--searcher-settings", type=_settings, default={}, metavar="YAML",
+                        help="WeakNASSearcher settings over its defaults, e.g. '{sample_each_iter: 2}'")
     args = parser.parse_args(argv)
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     if not ray.is_initialized():
         ray.init(address="local", num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False)
     storage = args.storage or tempfile.mkdtemp(prefix="digits-")
-    curves: dict[str, list[np.ndarray]] = {m: [] for m in METHODS}
-    tests: dict[str, list[float]] = {m: [] for m in METHODS}
+    curves: dict[str, list[np.ndarray]] = {m: [] for m in args.methods}
+    tests: dict[str, list[float]] = {m: [] for m in args.methods}
     for seed in args.seeds:
         for method in curves:
             start = time.time()
-            rows = run_one(method, args.trials, seed, args.epochs, storage, args.cpus_per_trial)
+            rows = run_one(method, args.trials, seed, args.epochs, storage, args.cpus_per_trial, args.searcher_settings)
             curves[method].append(best_so_far(rows))
             tests[method].append(max(rows, key=lambda r: np.nan_to_num(r["val_acc"]))["test_acc"])
             print(f"seed {seed} {method}: best val_acc {curves[method][-1][-1]:.2f} in {len(rows)} trials "
