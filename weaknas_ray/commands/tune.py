@@ -152,17 +152,18 @@ def check_fresh(folder: str) -> None:
 
 
 def check_complete(results, max_sample: int, folder: str) -> None:
-    """Refuse an experiment that did not end with ``max_sample`` distinct architectures (Tune restarts an
-    experiment whose run state it cannot restore, and a restarted searcher may end early), naming what is
-    missing instead of reporting a partial result as the answer."""
+    """Refuse an experiment that did not end with ``max_sample`` distinct architectures (Tune ends one early
+    on Ctrl-C, and restarts one whose run state it cannot restore, whose searcher may end early), naming what
+    is missing instead of recording a partial result as the repeat."""
     indices = [r.metrics.get("arch_index") for r in results if r.metrics and "arch_index" in r.metrics]
     distinct = len(set(indices))
     if len(indices) != max_sample or distinct != max_sample or results.errors:
         raise RunStateError(
             f"the Tune experiment in {folder} ended with {len(indices)} trial result(s) over {distinct} distinct "
-            f"architecture(s) and {len(results.errors)} error(s), not search.max_sample = {max_sample}: its saved "
-            "state was incomplete (a run killed before Tune saved it). Delete the folder, or use another name "
-            "(--set name=NEW), and run it again."
+            f"architecture(s) and {len(results.errors)} error(s), not search.max_sample = {max_sample}: it was "
+            "interrupted, or Tune restarted it from incomplete saved state (a run killed before Tune saved it). "
+            "Continue with --set tune.resume=true (finished repeats are kept); if it ends short again, delete "
+            f"{folder} and run again."
         )
 
 
