@@ -496,3 +496,20 @@ def test_report_draws_a_run_saved_in_parts_as_one(tmp_path):
     whole = _comparable([peers, weaknas])
     assert list(whole) == [""] and sorted(whole[""][0]["method"].unique()) == ["random", "weaknas"]
     assert list(_comparable([peers, again])) == ["peers: ", "again: "]
+
+
+def test_a_method_keeps_its_colour_across_figures_and_runs_differ_by_dash(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    drawn = []
+    monkeypatch.setattr(Figure, "savefig", lambda fig, path, **_: drawn.append(
+        {line.get_label(): (line.get_color(), line.get_linestyle()) for line in fig.axes[0].lines[:-1]}))
+    tpe, weak, mine = rows("tpe", 0, [0.1, 0.2]), rows("weaknas", 0, [0.3, 0.4]), rows("my-method", 0, [0.2, 0.2])
+    plot_curves({"": (pd.concat([tpe, weak, mine]), 2)}, tmp_path / "a.png", optimum=1.0)
+    plot_curves({"": (pd.concat([weak, tpe]), 2)}, tmp_path / "b.png", optimum=1.0)  # other order, other figure
+    plot_curves({"x: ": (weak, 2), "y: ": (weak, 2)}, tmp_path / "c.png", optimum=1.0)
+    first, second, runs = drawn
+    assert first["tpe (1 repeat)"] == second["tpe (1 repeat)"] and first["weaknas (1 repeat)"] == second["weaknas (1 repeat)"]
+    assert len({colour for colour, _ in first.values()}) == 3  # a method outside the registry takes a free colour
+    assert runs["x: weaknas (1 repeat)"][0] == runs["y: weaknas (1 repeat)"][0]
+    assert runs["x: weaknas (1 repeat)"][1] != runs["y: weaknas (1 repeat)"][1]

@@ -28,6 +28,8 @@ TSNE_ITERATIONS = 500
 # accuracy range and would flatten the part of the curves that tells methods apart.
 ZOOM_FROM_QUERY = 10
 REGRET_LINEAR_BELOW = 1e-3  # log-regret curves: a linear y axis below this, logarithmic above
+# NOTE: one dash pattern per run of a comparison figure (colours stay the method's).
+LINE_STYLES = ("-", "--", ":", "-.")
 # NOTE: accuracies below this percentile share the bottom colour, so the good region keeps its contrast.
 COLOUR_FLOOR_PERCENTILE = 10
 # NOTE: panels of the dynamics figure: iterations spread evenly from the first to the last.
@@ -39,6 +41,13 @@ def _figure(**kwargs):
     from matplotlib.figure import Figure
 
     return Figure(**kwargs)
+
+
+def method_colours() -> dict[str, str]:
+    """One colour per known method, the same in every figure (other names take the next free ones)."""
+    from weaknas_ray.engine import METHODS
+
+    return {method: f"C{i}" for i, method in enumerate(METHODS)}
 
 
 def plot_curves(
@@ -64,16 +73,18 @@ def plot_curves(
     """
     fig = _figure(figsize=(7, 4.5))
     ax = fig.subplots()
+    colours = method_colours()
     as_regret = regret_kind == "log" and optimum is not None
     lows, highs = [], [] if optimum is None or as_regret else [optimum]
-    for prefix, (results, max_sample) in runs.items():
+    for run, (prefix, (results, max_sample)) in enumerate(runs.items()):
         x = np.arange(1, max_sample + 1)
         for method, rows in results.groupby("method", sort=False):
             curves = best_curves(rows, max_sample)
             curves = regret(curves, optimum, regret_kind) if as_regret else curves
             mean, std = np.nanmean(curves, axis=0), np.nanstd(curves, axis=0)
             below = np.maximum(mean - std, 0.0) if as_regret else mean - std  # a regret is never below 0
-            line = ax.plot(x, mean, label=f"{prefix}{method} ({counted(curves.shape[0], 'repeat')})")[0]
+            line = ax.plot(x, mean, color=colours.setdefault(method, f"C{len(colours) % 10}"), linestyle=LINE_STYLES[run % len(LINE_STYLES)],
+                           label=f"{prefix}{method} ({counted(curves.shape[0], 'repeat')})")[0]
             ax.fill_between(x, below, mean + std, color=line.get_color(), alpha=0.2)
             start = min(ZOOM_FROM_QUERY, max_sample) - 1
             lows.append(np.nanmin(below[start:]))
