@@ -150,6 +150,6 @@ def test_a_cuda_predictor_without_cuda_is_refused_in_the_driver(tmp_path, capsys
 
 def test_tune_refuses_a_metric_the_trainable_does_not_report(capsys):
     assert main(["tune", "--set", "tune.metric=bogus"]) == 2
-    assert "tune.metric: expected one of ['val_acc', 'test_acc'], got 'bogus'" in capsys.readouterr().err
+    assert "tune.metric: expected one of ['search_value', 'reported_value', 'val_acc', 'test_acc'], got 'bogus'" in capsys.readouterr().err
     assert main(["tune", "--set", "methods.weaknas.predictor_params.lr=.nan"]) == 2
     assert "methods.weaknas.predictor_params.lr: expected a finite number, got nan" in capsys.readouterr().err
