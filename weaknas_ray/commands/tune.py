@@ -174,6 +174,7 @@ def main(args: argparse.Namespace) -> int:
     from weaknas_ray.benchmarks.registry import load_benchmark
     from weaknas_ray.commands.run import parse_set, refuse_unlisted_methods
     from weaknas_ray.drivers.ray_runner import run_meta
+    from weaknas_ray.drivers.repeats import check_methods, predictor_dtypes
     from weaknas_ray.results.aggregate import counted, summary_table
     from weaknas_ray.results.records import RunStore, check_output_path
     from weaknas_ray.results.report import write_report
@@ -193,12 +194,13 @@ def main(args: argparse.Namespace) -> int:
         )
     options = dict(config["benchmark"])
     benchmark = load_benchmark(options.pop("name"), **options)
+    dtypes = predictor_dtypes(check_methods(config, benchmark))
     if not ray.is_initialized():
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         ray.init(address=config["ray"]["address"] or "local", num_cpus=config["ray"]["num_cpus"], include_dashboard=False)
     method, repeats = config["search"]["methods"][0], config["search"]["repeats"]
     with store.lock():
-        store.prepare(config, run_meta(benchmark, {}))
+        store.prepare(config, run_meta(benchmark, dtypes))
         done = store.finished()
         print(f"results: {output} ({counted(len(done), 'repeat')} already done, {repeats - len(done)} to run)")
         for repeat in range(repeats):
