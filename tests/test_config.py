@@ -214,6 +214,8 @@ def test_method_settings_pass_shared_keys_the_constructor_accepts():
     assert "top_start" not in weaknas and config["search"]["top_start"] is None  # null: the method's own
     config["search"]["top_start"] = config["search"]["top_end"] = 50  # weaknas-ei passes them on to weaknas
     config["search"]["top_decay"] = 0.9
+    assert "sample_each_iter" not in weaknas  # null: each predictor's batch (weaknas.default_batch)
+    config["search"]["sample_each_iter"] = 10
     assert method_settings(config, "weaknas-ei") == {k: config["search"][k] for k in SHARED_SETTINGS}
     config["methods"]["weaknas"] = {"init_sample": 20}  # methods.<method> wins over the shared search key
     assert method_settings(config, "weaknas")["init_sample"] == 20

@@ -521,3 +521,14 @@ def test_auto_targets_fall_back_when_a_value_is_not_a_negated_loss():
     opt.tell(second, np.linspace(-0.5, 0.5, second.size))
     assert opt.resolved_transform() == "none"
     assert len(set(opt.ask()) - set(first) - set(second)) == 10
+
+
+def test_the_default_batch_follows_the_predictor():
+    from weaknas_ray.engine.weaknas import PublishedWeakNAS
+
+    space = ArraySpace(np.eye(40, dtype=np.float32))
+    assert WeakNAS(space, 30, 0, predictor="gbt").sizes == [10, 5, 5, 5, 5]  # trees refit in a blink
+    assert WeakNAS(space, 30, 0, predictor="mlp").sizes == [10, 10, 10]  # the published batch
+    assert WeakNAS(space, 30, 0, predictor="gbt", sample_each_iter=10).sizes == [10, 10, 10]
+    published = PublishedWeakNAS(space, 30, 0, predictor="gbt", pool_stats=(0.0, 1.0))
+    assert published.sizes == [10, 10, 10]  # the published loop exactly

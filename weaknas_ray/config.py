@@ -41,7 +41,7 @@ BASE: dict[str, Any] = {
         "max_sample": 100,
         "stop_at_optimum": False,
         "init_sample": 10,
-        "sample_each_iter": 10,
+        "sample_each_iter": None,
         "top_start": None,
         "top_end": None,
         "top_decay": None,
@@ -146,7 +146,7 @@ SCHEMA: dict[str, Any] = {
         "max_sample": Field(_INT, check=at_least(1)),
         "stop_at_optimum": Field((bool, str), check=_stop_choice),
         "init_sample": Field(_INT, check=at_least(1)),
-        "sample_each_iter": Field(_INT, check=at_least(1)),
+        "sample_each_iter": Field(_INT, nullable=True, check=at_least(1)),
         "top_start": Field(_INT, nullable=True, check=at_least(1)),
         "top_end": Field(_INT, nullable=True, check=at_least(1)),
         "top_decay": Field(_NUM, nullable=True, check=_in_unit_interval),
@@ -349,7 +349,7 @@ def validate(config: dict[str, Any]) -> None:
         raise ConfigError(
             f"search.init_sample: {search['init_sample']} exceeds search.max_sample ({search['max_sample']})"
         )
-    if search["sample_each_iter"] > search["max_sample"]:
+    if (search["sample_each_iter"] or 0) > search["max_sample"]:
         raise ConfigError(
             f"search.sample_each_iter: {search['sample_each_iter']} exceeds search.max_sample ({search['max_sample']})"
         )
