@@ -198,15 +198,15 @@ def main(args: argparse.Namespace) -> int:
     if not ray.is_initialized():
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         ray.init(address=config["ray"]["address"] or "local", num_cpus=config["ray"]["num_cpus"], include_dashboard=False)
-    method, repeats = config["search"]["methods"][0], config["search"]["repeats"]
+    method = config["search"]["methods"][0]
     with store.lock():
         store.prepare(config, run_meta(benchmark, dtypes))
         done = store.finished()
-        print(f"results: {output} ({counted(len(done), 'repeat')} already done, {repeats - len(done)} to run)")
-        for repeat in range(repeats):
-            if (method, repeat) not in done:
-                rows = run_tune_repeat(config, benchmark, repeat, output / f"tune_r{repeat:04d}")
-                store.write_repeat(method, repeat, rows, None)
+        todo = [r for r in range(config["search"]["repeats"]) if (method, r) not in done]
+        print(f"results: {output} ({counted(len(done), 'repeat')} already done, {len(todo)} to run)")
+        for repeat in todo:
+            rows = run_tune_repeat(config, benchmark, repeat, output / f"tune_r{repeat:04d}")
+            store.write_repeat(method, repeat, rows, None)
         store.merge()
     summary = write_report(store, benchmark, dynamics=False)
     print(summary_table(summary))

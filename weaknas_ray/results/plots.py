@@ -83,7 +83,8 @@ def plot_curves(
             curves = regret(curves, optimum, regret_kind) if as_regret else curves
             mean, std = np.nanmean(curves, axis=0), np.nanstd(curves, axis=0)
             below = np.maximum(mean - std, 0.0) if as_regret else mean - std  # a regret is never below 0
-            line = ax.plot(x, mean, color=colours.setdefault(method, f"C{len(colours) % 10}"), linestyle=LINE_STYLES[run % len(LINE_STYLES)],
+            colour = colours.setdefault(method, f"C{len(colours) % 10}")
+            line = ax.plot(x, mean, color=colour, linestyle=LINE_STYLES[run % len(LINE_STYLES)],
                            label=f"{prefix}{method} ({counted(curves.shape[0], 'repeat')})")[0]
             ax.fill_between(x, below, mean + std, color=line.get_color(), alpha=0.2)
             start = min(ZOOM_FROM_QUERY, max_sample) - 1
